@@ -1,0 +1,161 @@
+/* `wafer run`: parse flags into a vm_config (once, here), build the VM, run it
+ * until it stops, and turn the stop reason into the exit status. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "vmm/log.h"
+#include "vmm/parse.h"
+#include "vmm/vm.h"
+
+#define RUN_MAX_VCPUS 1024   /* hard cap before asking KVM for its own limit */
+
+static const char run_usage[] =
+"Usage: wafer run --kernel PATH [options]\n"
+"\n"
+"Boot an x86-64 guest on KVM. The guest's serial console (COM1) is this\n"
+"terminal; Ctrl-A x quits, Ctrl-A h lists the console keys.\n"
+"\n"
+"Options:\n"
+"  --kernel PATH         guest kernel: bzImage, vmlinux ELF or PVH ELF (required)\n"
+"  --initrd PATH         initial ramdisk, loaded per the boot protocol's limits\n"
+"  --cmdline STRING      kernel command line (default: \"console=ttyS0\")\n"
+"  --cpus N              number of vCPUs, 1..KVM's limit (default: 1)\n"
+"  --memory SIZE         guest RAM, e.g. 512M, 2G (default: 512M; minimum 16M)\n"
+"  --cpu-template T      CPUID template: host, baseline, or a JSON file\n"
+"                        (default: host; see docs/cpu-templates.md)\n"
+"  --pvh                 enter an ELF kernel with both a PVH note and a 64-bit\n"
+"                        entry through PVH (default: Linux 64-bit boot protocol)\n"
+"  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
+"  -h, --help            show this help\n"
+"\n"
+"Exit status:\n"
+"  0  guest powered off          3  guest rebooted\n"
+"  1  bad input or host error    4  stopped by Ctrl-A x or a signal\n"
+"  2  guest crashed (triple fault, KVM internal error; a one-line diagnosis\n"
+"     with the exit reason and RIP goes to stderr)\n"
+"  A guest that writes V to I/O port 0xf4 makes wafer exit with V & 0xff.\n"
+"\n"
+"Environment:\n"
+"  WAFER_KVM_DEVICE      KVM device node to open (default: /dev/kvm)\n";
+
+enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMPLATE,
+       OPT_PVH, OPT_LOG_LEVEL };
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "cpu-template", required_argument, NULL, OPT_TEMPLATE },
+	{ "pvh", no_argument, NULL, OPT_PVH },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int run_parse(int argc, char **argv, struct vm_config *cfg)
+{
+	uint64_t v;
+	int opt, rc;
+
+	*cfg = (struct vm_config){
+		.cmdline = "console=ttyS0",
+		.cpu_template = "host",
+		.kvm_path = getenv("WAFER_KVM_DEVICE") ? getenv("WAFER_KVM_DEVICE") : "/dev/kvm",
+		.ncpus = 1,
+		.mem_size = 512ull << 20,
+	};
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:h", run_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_KERNEL: cfg->kernel = optarg; break;
+		case OPT_INITRD: cfg->initrd = optarg; break;
+		case OPT_CMDLINE: cfg->cmdline = optarg; break;
+		case OPT_TEMPLATE: cfg->cpu_template = optarg; break;
+		case OPT_PVH: cfg->prefer_pvh = 1; break;
+		case OPT_CPUS:
+			rc = parse_uint(optarg, 1, RUN_MAX_VCPUS, &v);
+			if (rc == -ERANGE) {
+				log_error("--cpus %s: out of range (1..%d)", optarg, RUN_MAX_VCPUS);
+				return -1;
+			}
+			if (rc) {
+				log_error("--cpus %s: not a number", optarg);
+				return -1;
+			}
+			cfg->ncpus = (unsigned)v;
+			break;
+		case OPT_MEMORY:
+			rc = parse_size(optarg, &v);
+			if (rc) {
+				log_error("--memory %s: %s", optarg, rc == -ERANGE ? "too large" :
+					  "not a size (use e.g. 512M or 2G)");
+				return -1;
+			}
+			cfg->mem_size = v;
+			break;
+		case OPT_LOG_LEVEL: {
+			enum log_level lvl;
+			if (log_level_parse(optarg, &lvl)) {
+				log_error("--log-level %s: expected error, warn, info or debug", optarg);
+				return -1;
+			}
+			log_threshold = lvl;
+			break;
+		}
+		case 'h':
+			fputs(run_usage, stdout);
+			return 1;
+		case ':':
+			log_error("%s: missing argument (see wafer run --help)", argv[optind - 1]);
+			return -1;
+		default:
+			log_error("%s: unknown option (see wafer run --help)", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		log_error("%s: unexpected argument (see wafer run --help)", argv[optind]);
+		return -1;
+	}
+	if (!cfg->kernel) {
+		log_error("--kernel: required (see wafer run --help)");
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	struct vm vm;
+	sigset_t sigs;
+	int status;
+
+	int rc = run_parse(argc, argv, &cfg);
+	if (rc)
+		return rc > 0 ? 0 : WAFER_EXIT_ERROR;
+
+	/* The console thread takes these through a signalfd; every thread
+	 * created from here on inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (vm_create(&vm, &cfg) == 0)
+		status = vm_run(&vm);
+	else
+		status = WAFER_EXIT_ERROR;
+	vm_destroy(&vm);
+	return status;
+}

@@ -1,0 +1,389 @@
+/* VM construction: validate the config, allocate guest RAM, load the boot
+ * image (all before touching KVM, so bad input is reported even where KVM is
+ * missing), then create the KVM VM with in-kernel irqchip and PIT, memslots,
+ * platform devices and vCPUs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "arch/x86/layout.h"
+#include "vmm/log.h"
+#include "vmm/parse.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+/* Hole addresses KVM needs on Intel for real-mode support; they must not
+ * overlap RAM or MMIO. Just below the IOAPIC/LAPIC pages. */
+#define KVM_TSS_ADDR      0xfeffd000ull
+#define KVM_IDMAP_ADDR    0xfeffc000ull
+
+extern const struct device_desc *const __start_wafer_devices[];
+extern const struct device_desc *const __stop_wafer_devices[];
+
+static int vm_open_kvm(struct vm *vm)
+{
+	const char *path = vm->cfg.kvm_path;
+	vm->kvm_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			log_error("%s: not present: KVM is not available on this host "
+				  "(no kvm module loaded, or no hardware virtualization)", path);
+		else if (e == EACCES || e == EPERM)
+			log_error("%s: permission denied: add this user to the group owning %s "
+				  "(usually 'kvm') or run as root", path, path);
+		else
+			log_error("%s: cannot open: %s", path, strerror(e));
+		return -e;
+	}
+	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION) {
+		log_error("%s: unsupported KVM API version %d (need %d)", path, api, KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	static const struct { int cap; const char *name; } need[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+		{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+	};
+	for (unsigned i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0) {
+			log_error("%s: KVM lacks %s, which wafer requires", path, need[i].name);
+			return -ENOTSUP;
+		}
+	}
+	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max <= 0)
+		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max <= 0)
+		max = 4;
+	if (vm->ncpus > (unsigned)max) {
+		log_error("--cpus %u: above this host's KVM limit of %d vCPUs", vm->ncpus, max);
+		return -EINVAL;
+	}
+	vm->run_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_mmap_size <= 0) {
+		log_error("%s: KVM_GET_VCPU_MMAP_SIZE failed: %s", path, strerror(errno));
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int vm_get_supported_cpuid(struct vm *vm)
+{
+	for (unsigned n = 64; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = cpuid_alloc(n);
+		if (!c)
+			return -ENOMEM;
+		c->nent = n;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			vm->cpuid = c;
+			return 0;
+		}
+		int e = errno;
+		free(c);
+		if (e != E2BIG) {
+			log_error("KVM_GET_SUPPORTED_CPUID failed: %s", strerror(e));
+			return -e;
+		}
+	}
+	log_error("KVM_GET_SUPPORTED_CPUID: table larger than 4096 entries");
+	return -E2BIG;
+}
+
+static int vm_set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+		int e = errno;
+		log_error("KVM_SET_USER_MEMORY_REGION (slot %u, %llu bytes at 0x%llx): %s", slot,
+			  (unsigned long long)size, (unsigned long long)gpa, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+/* GSI routing of a PC: ISA IRQs 0-15 to the two 8259s (except the cascade),
+ * GSIs 0-23 to IOAPIC pins, with the PIT's IRQ 0 on IOAPIC pin 2 -- the
+ * interrupt source override the MADT and MP table announce. KVM's default
+ * table would put GSI 0 on pin 0 instead. */
+static int vm_set_gsi_routing(struct vm *vm)
+{
+	enum { NR = 15 + 23 };
+	struct {
+		struct kvm_irq_routing hdr;
+		struct kvm_irq_routing_entry e[NR];
+	} rt;
+	unsigned n = 0;
+
+	memset(&rt, 0, sizeof(rt));
+	for (unsigned gsi = 0; gsi < 16; gsi++) {
+		if (gsi == 2)
+			continue;
+		rt.e[n].gsi = gsi;
+		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt.e[n].u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		rt.e[n].u.irqchip.pin = gsi % 8;
+		n++;
+	}
+	for (unsigned gsi = 0; gsi < 24; gsi++) {
+		if (gsi == 2)
+			continue;
+		rt.e[n].gsi = gsi;
+		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt.e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		rt.e[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
+		n++;
+	}
+	rt.hdr.nr = n;
+	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &rt) < 0)
+		return -errno;
+	return 0;
+}
+
+static int vm_create_kvm(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	const char *step;
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		int e = errno;
+		log_error("KVM_CREATE_VM failed: %s", strerror(e));
+		return -e;
+	}
+	step = "KVM_SET_TSS_ADDR";
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
+		goto fail;
+	step = "KVM_SET_IDENTITY_MAP_ADDR";
+	uint64_t idmap = KVM_IDMAP_ADDR;
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		goto fail;
+	step = "KVM_CREATE_IRQCHIP";
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto fail;
+	step = "KVM_SET_GSI_ROUTING";
+	if (vm_set_gsi_routing(vm) < 0)
+		goto fail;
+	step = "KVM_CREATE_PIT2";
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		goto fail;
+	int rc = vm_set_memslot(vm, 0, 0, vm->mem.low_size, vm->mem.host);
+	if (!rc && vm->mem.high_size)
+		rc = vm_set_memslot(vm, 1, MEM_HIGH_START, vm->mem.high_size,
+				    vm->mem.host + vm->mem.low_size);
+	return rc;
+fail:
+	rc = -errno;
+	log_error("%s failed: %s", step, strerror(errno));
+	return rc;
+}
+
+static uint64_t vm_host_ram(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	char err[512], a[32], b[32];
+	struct boot_request req;
+	int rc;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = vm->stop_eventfd = -1;
+	vm->ncpus = cfg->ncpus;
+	pthread_mutex_init(&vm->stop_lock, NULL);
+	atomic_store(&vm->stop_reason, VM_RUNNING);
+
+	if (cfg->mem_size < MEM_MIN_SIZE) {
+		log_error("--memory %s: too small (minimum %s)", format_size(cfg->mem_size, a, sizeof(a)),
+			  format_size(MEM_MIN_SIZE, b, sizeof(b)));
+		rc = -EINVAL;
+		goto out;
+	}
+	if (cfg->mem_size > vm_host_ram()) {
+		log_error("--memory %s: larger than this host's RAM (%s)",
+			  format_size(cfg->mem_size, a, sizeof(a)), format_size(vm_host_ram(), b, sizeof(b)));
+		rc = -EINVAL;
+		goto out;
+	}
+	if (cfg->mem_size & 0xfff) {
+		log_error("--memory %llu: not a multiple of 4 KiB", (unsigned long long)cfg->mem_size);
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = cpuid_template_load(cfg->cpu_template, &vm->tmpl, err, sizeof(err));
+	if (rc) {
+		log_error("--cpu-template %s", err);
+		goto out;
+	}
+	rc = gmem_alloc(&vm->mem, cfg->mem_size);
+	if (rc) {
+		log_error("--memory %s: cannot allocate guest RAM: %s",
+			  format_size(cfg->mem_size, a, sizeof(a)), strerror(-rc));
+		goto out;
+	}
+	req = (struct boot_request){
+		.kernel_path = cfg->kernel,
+		.initrd_path = cfg->initrd,
+		.cmdline = cfg->cmdline,
+		.ncpus = cfg->ncpus,
+		.prefer_pvh = cfg->prefer_pvh,
+	};
+	rc = boot_setup(&vm->mem, &req, &vm->plan, err, sizeof(err));
+	if (rc) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (vm->plan.fallback_reason)
+		log_info("%s: %s; the guest decompresses itself", cfg->kernel, vm->plan.fallback_reason);
+
+	/* Everything the user gave us is valid; now KVM. */
+	rc = vm_open_kvm(vm);
+	if (rc)
+		goto out;
+	rc = vm_get_supported_cpuid(vm);
+	if (rc)
+		goto out;
+	cpuid_template_apply(&vm->tmpl, vm->cpuid);
+	rc = vm_create_kvm(vm);
+	if (rc)
+		goto out;
+	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_eventfd < 0) {
+		rc = -errno;
+		log_error("eventfd: %s", strerror(errno));
+		goto out;
+	}
+	for (const struct device_desc *const *d = __start_wafer_devices; d < __stop_wafer_devices; d++) {
+		rc = (*d)->create(vm);
+		if (rc) {
+			log_error("device %s: %s", (*d)->name, strerror(-rc));
+			goto out;
+		}
+	}
+	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vm->vcpus[i].fd = -1;
+	vcpu_signals_init();
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		rc = vcpu_create(vm, &vm->vcpus[i], i);
+		if (rc)
+			goto out;
+	}
+	rc = 0;
+out:
+	return rc;
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status, const char *detail)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	int expected = VM_RUNNING;
+	if (atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)why)) {
+		vm->exit_status = status;
+		snprintf(vm->stop_detail, sizeof(vm->stop_detail), "%s", detail ? detail : "");
+		if (vm->stop_eventfd >= 0) {
+			uint64_t one = 1;
+			ssize_t r = write(vm->stop_eventfd, &one, sizeof(one));
+			(void)r;
+		}
+		for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
+int vm_set_irq(struct vm *vm, unsigned gsi, int level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		return -errno;
+	return 0;
+}
+
+int console_run(struct vm *vm);
+
+int vm_run(struct vm *vm)
+{
+	int rc;
+
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		rc = vcpu_start(&vm->vcpus[i]);
+		if (rc) {
+			char detail[96];
+			snprintf(detail, sizeof(detail), "cannot start vcpu %u thread: %s", i, strerror(-rc));
+			vm_request_stop(vm, VM_STOP_ERROR, 0, detail);
+			break;
+		}
+	}
+	console_run(vm);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+
+	switch (atomic_load(&vm->stop_reason)) {
+	case VM_STOP_POWEROFF:
+		log_info("%s", vm->stop_detail);
+		return WAFER_EXIT_OK;
+	case VM_STOP_EXIT_PORT:
+		log_info("%s", vm->stop_detail);
+		return vm->exit_status;
+	case VM_STOP_RESET:
+		log_info("%s", vm->stop_detail);
+		return WAFER_EXIT_REBOOT;
+	case VM_STOP_CRASH:
+		log_error("guest crashed: %s", vm->stop_detail);
+		return WAFER_EXIT_CRASH;
+	case VM_STOP_USER:
+		log_info("%s", vm->stop_detail);
+		return WAFER_EXIT_USER;
+	default:
+		log_error("%s", vm->stop_detail);
+		return WAFER_EXIT_ERROR;
+	}
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	size_t ndev = (size_t)(__stop_wafer_devices - __start_wafer_devices);
+	for (size_t i = ndev; i-- > 0;)
+		if (__start_wafer_devices[i]->destroy)
+			__start_wafer_devices[i]->destroy(vm);
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	if (vm->stop_eventfd >= 0)
+		close(vm->stop_eventfd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->stop_eventfd = vm->vm_fd = vm->kvm_fd = -1;
+	gmem_free(&vm->mem);
+	pthread_mutex_destroy(&vm->stop_lock);
+}

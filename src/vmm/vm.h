@@ -1,0 +1,89 @@
+/* A virtual machine: the KVM VM fd, guest RAM, buses, in-kernel irqchip and
+ * PIT, the platform devices and the vCPUs. One VM per wafer process. */
+#ifndef WAFER_VMM_VM_H
+#define WAFER_VMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "arch/x86/boot.h"
+#include "arch/x86/cpuid.h"
+#include "vmm/bus.h"
+#include "vmm/memory.h"
+
+struct vcpu;
+struct serial;
+
+/* Why the VM stopped; decides wafer's exit status (see README "Exit status"). */
+enum vm_stop_reason {
+	VM_RUNNING = 0,
+	VM_STOP_POWEROFF,   /* ACPI S5 / guest shutdown: exit 0 */
+	VM_STOP_EXIT_PORT,  /* test guest wrote PORT_EXIT: exit with its value */
+	VM_STOP_RESET,      /* guest reboot (i8042, triple fault is a crash): exit 3 */
+	VM_STOP_CRASH,      /* triple fault, KVM internal error: exit 2 */
+	VM_STOP_USER,       /* console escape or signal: exit 4 */
+	VM_STOP_ERROR,      /* host-side failure while running: exit 1 */
+};
+
+#define WAFER_EXIT_OK      0
+#define WAFER_EXIT_ERROR   1
+#define WAFER_EXIT_CRASH   2
+#define WAFER_EXIT_REBOOT  3
+#define WAFER_EXIT_USER    4
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	const char *cpu_template;  /* name or JSON path */
+	const char *kvm_path;      /* /dev/kvm unless WAFER_KVM_DEVICE is set (tests) */
+	unsigned ncpus;
+	uint64_t mem_size;
+	int prefer_pvh;
+};
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd, vm_fd;
+	int run_mmap_size;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct boot_plan plan;
+	struct cpuid_template tmpl;
+	struct kvm_cpuid2 *cpuid;       /* supported CPUID with the template applied */
+	unsigned ncpus;
+	struct vcpu *vcpus;
+	struct serial *console;         /* COM1 */
+
+	pthread_mutex_t stop_lock;
+	_Atomic int stop_reason;        /* enum vm_stop_reason */
+	int exit_status;                /* for VM_STOP_EXIT_PORT */
+	char stop_detail[256];          /* one-line diagnosis for crashes */
+	int stop_eventfd;               /* readable once the VM stopped */
+};
+
+/* Platform devices register themselves with DEVICE_REGISTER; vm_create calls
+ * every create hook in link order after the irqchip exists. */
+struct device_desc {
+	const char *name;
+	int (*create)(struct vm *vm);
+	void (*destroy)(struct vm *vm);  /* optional; called in reverse order */
+};
+#define DEVICE_REGISTER(desc)                                                   \
+	static const struct device_desc *const __device_ptr_##desc              \
+		__attribute__((used, section("wafer_devices"))) = &desc
+
+/* Validate config, allocate RAM, load the boot image, open KVM, build the VM
+ * and its vCPUs. Prints one line naming the fault and returns -errno. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+/* Start vCPU threads, run until the VM stops; returns wafer's exit status. */
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* Any thread: stop the VM (first reason wins) and kick every vCPU out of KVM_RUN. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status, const char *detail);
+/* Assert/deassert an ISA/GSI interrupt line on the in-kernel irqchip. */
+int vm_set_irq(struct vm *vm, unsigned gsi, int level);
+
+#endif

@@ -1,0 +1,14 @@
+/* Test guest: reset through the i8042 controller (command 0xFE pulses the
+ * CPU reset line). A machine that ignores it falls through to exit 3. */
+#include "exit.h"
+#include "pvh.h"
+#include "serial.h"
+
+int guest_main(struct hvm_start_info *si)
+{
+	(void)si;
+	serial_puts("reset: pulsing the reset line via i8042\n");
+	guest_reset();
+	serial_puts("reset: still running after the reset command\n");
+	return 3;
+}

@@ -1,0 +1,149 @@
+#!/bin/bash
+# Integration cases: each drives the real wafer binary and checks its exit
+# status and output. Usage: cases.sh CASE (env: WAFER, GUESTS = dir of guest ELFs).
+# Exit 0 = pass, 1 = fail, 77 = skipped (the reason is printed).
+set -u
+WAFER=${WAFER:?WAFER must point to the wafer binary}
+GUESTS=${GUESTS:-}
+CASE=${1:?case name}
+T=$(mktemp -d /tmp/wafer-it.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+fail() { echo "FAIL [$CASE]: $*"; [ -f "$T/err" ] && { echo "--- stderr:"; tail -n 20 "$T/err"; }
+         [ -f "$T/out" ] && { echo "--- stdout:"; tail -c 2000 "$T/out"; echo; }; exit 1; }
+skip() { echo "SKIP [$CASE]: $*"; exit 77; }
+
+# run_wafer ARGS...: runs wafer with stdin from $T/in (or /dev/null), captures
+# stdout/stderr and the status in $rc, with a timeout.
+run_wafer() {
+	local in=/dev/null
+	[ -f "$T/in" ] && in="$T/in"
+	timeout --kill-after=5 "${TIMEOUT:-120}" "$WAFER" "$@" <"$in" >"$T/out" 2>"$T/err"
+	rc=$?
+	[ $rc -eq 124 ] && fail "timed out after ${TIMEOUT:-120}s: wafer $*"
+	return 0
+}
+
+# expect_error STATUS PATTERN ARGS...: wafer must exit STATUS with one stderr
+# line matching PATTERN, must not crash (no sanitizer report) and print no guest output.
+expect_error() {
+	local want=$1 pat=$2; shift 2
+	run_wafer "$@"
+	[ $rc -eq "$want" ] || fail "exit status $rc, expected $want: wafer $*"
+	grep -qE -- "$pat" "$T/err" || fail "stderr does not match '$pat': wafer $*"
+	grep -q 'Sanitizer' "$T/err" && fail "sanitizer report"
+	[ "$(wc -l <"$T/err")" -le 2 ] || fail "more than a short error message on stderr"
+	return 0
+}
+
+need_kvm() {
+	local dev=${WAFER_KVM_DEVICE:-/dev/kvm}
+	[ -e "$dev" ] || skip "$dev not present on this host: guest boot cases cannot run"
+	[ -r "$dev" ] && [ -w "$dev" ] || skip "$dev not accessible to $(id -un)"
+}
+
+guest() {
+	local g="$GUESTS/$1.elf"
+	[ -f "$g" ] || fail "test guest $g not built"
+	echo "$g"
+}
+
+# expect_guest STATUS PATTERN ARGS...: boot a guest; status and stdout checked.
+expect_guest() {
+	local want=$1 pat=$2; shift 2
+	run_wafer "$@"
+	[ $rc -eq "$want" ] || fail "exit status $rc, expected $want: wafer $*"
+	grep -qE -- "$pat" "$T/out" || fail "guest output does not match '$pat'"
+	grep -q 'Sanitizer' "$T/err" && fail "sanitizer report"
+	return 0
+}
+
+hello=${GUESTS:+$GUESTS/hello.elf}
+
+case "$CASE" in
+# ---- command line, help, version -------------------------------------
+help)
+	"$WAFER" --help >"$T/out" || fail "wafer --help exit $?"
+	grep -q '^  run ' "$T/out" || fail "wafer --help does not list run"
+	"$WAFER" run --help >"$T/out" || fail "wafer run --help exit $?"
+	# Every long option the parser accepts must be documented.
+	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level help; do
+		grep -q -- "--$f" "$T/out" || fail "wafer run --help does not document --$f"
+	done ;;
+version)
+	"$WAFER" --version >"$T/out" || fail "exit $?"
+	grep -qE '^wafer [0-9]+\.[0-9]+\.[0-9]+$' "$T/out" || fail "bad version line: $(cat "$T/out")" ;;
+unknown-command) expect_error 1 'frobnicate: unknown command' frobnicate ;;
+unknown-flag)    expect_error 1 -- '--bogus: unknown option' run --kernel x --bogus ;;
+no-kernel)       expect_error 1 -- '--kernel: required' run ;;
+missing-arg)     expect_error 1 -- '--kernel: missing argument' run --kernel ;;
+# ---- kernel image ---------------------------------------------------------
+kernel-missing)  expect_error 1 '/nonexistent/vmlinuz: No such file' run --kernel /nonexistent/vmlinuz ;;
+kernel-dir)      expect_error 1 "$T: .*directory" run --kernel "$T" ;;
+kernel-empty)    : >"$T/empty"; expect_error 1 "$T/empty: .*empty" run --kernel "$T/empty" ;;
+kernel-garbage)
+	head -c 65536 /dev/urandom >"$T/garbage"; printf 'NOTAKERN' | dd of="$T/garbage" conv=notrunc 2>/dev/null
+	expect_error 1 "$T/garbage: .*(not a bzImage or ELF|unknown|format)" run --kernel "$T/garbage" ;;
+kernel-truncated-elf)
+	head -c 100 "$(guest hello)" >"$T/short.elf"
+	expect_error 1 "$T/short.elf: .*(truncated|short|too small)" run --kernel "$T/short.elf" ;;
+kernel-truncated-bzimage)
+	# A setup header that promises a protected-mode payload the file lacks.
+	head -c 1024 /dev/zero >"$T/bz"
+	printf '\x55\xaa' | dd of="$T/bz" bs=1 seek=$((0x1fe)) conv=notrunc 2>/dev/null
+	printf 'HdrS\x0f\x02' | dd of="$T/bz" bs=1 seek=$((0x202)) conv=notrunc 2>/dev/null
+	printf '\x04' | dd of="$T/bz" bs=1 seek=$((0x1f1)) conv=notrunc 2>/dev/null
+	expect_error 1 "$T/bz: .*(truncated|short|beyond|past)" run --kernel "$T/bz" ;;
+kernel-unreadable)
+	[ "$(id -u)" = 0 ] && skip "running as root: file permissions do not stop root"
+	cp "$(guest hello)" "$T/k"; chmod 000 "$T/k"
+	expect_error 1 "$T/k: .*[Pp]ermission denied" run --kernel "$T/k" ;;
+# ---- sizes and counts ---------------------------------------------------
+cpus-zero)       expect_error 1 -- '--cpus 0: out of range' run --kernel "$(guest hello)" --cpus 0 ;;
+cpus-huge)       expect_error 1 -- '--cpus 100000: out of range' run --kernel "$(guest hello)" --cpus 100000 ;;
+cpus-nan)        expect_error 1 -- '--cpus two: not a number' run --kernel "$(guest hello)" --cpus two ;;
+memory-small)    expect_error 1 -- '--memory 1 MiB: too small' run --kernel "$(guest hello)" --memory 1M ;;
+memory-huge)     expect_error 1 -- '--memory .*: larger than this host' run --kernel "$(guest hello)" --memory 1000T ;;
+memory-nan)      expect_error 1 -- '--memory 12Q: not a size' run --kernel "$(guest hello)" --memory 12Q ;;
+memory-overflow) expect_error 1 -- '--memory 99999999999T: too large' run --kernel "$(guest hello)" --memory 99999999999T ;;
+memory-unaligned) expect_error 1 -- '--memory 16777217: not a multiple' run --kernel "$(guest hello)" --memory 16777217 ;;
+initrd-missing)  expect_error 1 "$T/nope: No such file" run --kernel "$(guest hello)" --initrd "$T/nope" ;;
+initrd-too-big)
+	truncate -s 64M "$T/big.img"
+	expect_error 1 "$T/big.img: .*(does not fit|too large)" run --kernel "$(guest hello)" --initrd "$T/big.img" --memory 32M ;;
+cmdline-too-long)
+	expect_error 1 -- '--cmdline: too long' run --kernel "$(guest hello)" --cmdline "$(head -c 70000 /dev/zero | tr '\0' x)" ;;
+template-unknown) expect_error 1 -- '--cpu-template .*nosuch' run --kernel "$(guest hello)" --cpu-template nosuch ;;
+template-bad-json)
+	echo '{"name": "x", "rules": [{"leaf": "0x1", "register": "exx"}]' >"$T/t.json"
+	expect_error 1 -- "--cpu-template .*$T/t.json" run --kernel "$(guest hello)" --cpu-template "$T/t.json" ;;
+# ---- KVM device -----------------------------------------------------------
+kvm-absent)
+	WAFER_KVM_DEVICE=/nonexistent/kvm expect_error 1 '/nonexistent/kvm: not present' run --kernel "$(guest hello)" ;;
+kvm-denied)
+	[ "$(id -u)" = 0 ] || skip "needs root to drop to an unprivileged uid"
+	command -v setpriv >/dev/null || skip "setpriv not installed"
+	touch "$T/kvm"; chmod 600 "$T/kvm"; cp "$(guest hello)" "$T/k"; chmod 755 "$T"; chmod 644 "$T/k"
+	setpriv --reuid=65534 --regid=65534 --clear-groups env WAFER_KVM_DEVICE="$T/kvm" \
+		"$WAFER" run --kernel "$T/k" >"$T/out" 2>"$T/err" </dev/null; rc=$?
+	[ $rc -eq 1 ] || fail "exit $rc"
+	grep -q "$T/kvm: permission denied" "$T/err" || fail "no permission message" ;;
+# ---- guests (need KVM) ----------------------------------------------------
+boot-hello)    need_kvm; expect_guest 0 'hello from wafer guest' run --kernel "$(guest hello)" --memory 64M ;;
+boot-exitcode) need_kvm; expect_guest 42 'code=42' run --kernel "$(guest exitcode)" --cmdline code=42 --memory 64M ;;
+boot-poweroff) need_kvm; expect_guest 0 '' run --kernel "$(guest poweroff)" --memory 64M ;;
+boot-reset)    need_kvm; expect_guest 3 '' run --kernel "$(guest reset)" --memory 64M
+	grep -q 'reset' "$T/err" || true ;;
+boot-smp)      need_kvm; expect_guest 0 'smp ok 4' run --kernel "$(guest smp)" --cpus 4 --cmdline cpus=4 --memory 64M ;;
+boot-smp-1)    need_kvm; expect_guest 0 'smp ok 1' run --kernel "$(guest smp)" --cpus 1 --cmdline cpus=1 --memory 64M ;;
+boot-timer)    need_kvm; expect_guest 0 'timer ok' run --kernel "$(guest timer)" --memory 64M ;;
+boot-fault)    need_kvm; expect_guest 0 'caught #UD' run --kernel "$(guest fault)" --memory 64M ;;
+boot-echo)
+	need_kvm; printf 'wafer-echo-test\nq' >"$T/in"
+	expect_guest 0 'echo done' run --kernel "$(guest echo)" --memory 64M
+	grep -q 'wafer-echo-test' "$T/out" || fail "input was not echoed" ;;
+boot-highmem)  need_kvm; expect_guest 0 'hello from wafer guest' run --kernel "$(guest hello)" --memory 5G ;;
+*) echo "unknown case $CASE"; exit 1 ;;
+esac
+echo "PASS [$CASE]"
+exit 0

@@ -1,0 +1,147 @@
+#!/bin/bash
+# The Linux lane: boot Debian's cloud kernel with wafer's default initramfs on
+# 2 vCPUs and the baseline CPU template; pass on the guest's marker line
+# (WAFER-LINUX-OK kernel=<kver> cpus=2) followed by a clean exit of wafer.
+#
+# Usage: tests/linux/run.sh [--qemu] [WAFER_BIN]
+#   WAFER_BIN               wafer binary (default: $WAFER_BIN or build/wafer)
+#   --qemu                  boot under qemu-system-x86_64 -accel tcg instead of
+#                           wafer: checks the guest side where /dev/kvm is absent
+# Environment:
+#   WAFER_LINUX_TIMEOUT     seconds before the boot counts as hung (default 3600)
+#   WAFER_LINUX_PROGRESS    seconds between progress lines (default 30)
+#   WAFER_LINUX_CPUS        vCPUs, and the count the marker must show (default 2)
+#   WAFER_LINUX_MEMORY      guest memory (default 512M)
+#   WAFER_LINUX_CMDLINE     kernel command line (default: guest/defaults.sh)
+#   WAFER_LINUX_MODULES     modules for the initramfs (default: build-initramfs.sh's)
+#   WAFER_GUEST_DIR         where the initramfs and boot log go
+#                           (default: <dir of WAFER_BIN>/guest)
+#   WAFER_CACHE, WAFER_KERNEL_DIR  kernel cache (see guest/defaults.sh)
+# Exit: 0 pass, 1 fail, 77 skip (no usable /dev/kvm), as meson expects.
+set -uo pipefail
+
+src=$(cd "$(dirname "$0")/../.." && pwd)
+. "$src/guest/defaults.sh"
+
+mode=wafer
+wafer=${WAFER_BIN:-}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--qemu) mode=qemu ;;
+	-*) echo "usage: $0 [--qemu] [WAFER_BIN]" >&2; exit 1 ;;
+	*) wafer=$1 ;;
+	esac
+	shift
+done
+wafer=${wafer:-$src/build/wafer}
+
+timeout_s=${WAFER_LINUX_TIMEOUT:-3600}
+progress_s=${WAFER_LINUX_PROGRESS:-30}
+cpus=${WAFER_LINUX_CPUS:-2}
+memory=${WAFER_LINUX_MEMORY:-512M}
+cmdline=${WAFER_LINUX_CMDLINE:-$WAFER_DEFAULT_CMDLINE}
+
+fail() { echo "linux: FAIL: $*"; exit 1; }
+log() { echo "linux: $*"; }
+
+if [ $mode = wafer ]; then
+	# Checked before any download: without KVM nothing here can pass.
+	if [ ! -e /dev/kvm ]; then
+		echo "linux: SKIP: /dev/kvm does not exist (no KVM on this host; nested virtualisation off?)"
+		exit 77
+	fi
+	if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		echo "linux: SKIP: /dev/kvm is not read-writable by $(id -un) (join the kvm group)"
+		exit 77
+	fi
+	[ -x "$wafer" ] || fail "wafer binary $wafer not found; build it (ninja -C build) or pass its path"
+	guestdir=${WAFER_GUEST_DIR:-$(cd "$(dirname "$wafer")" && pwd)/guest}
+else
+	command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
+	guestdir=${WAFER_GUEST_DIR:-$src/build/guest}
+fi
+mkdir -p "$guestdir" || fail "cannot create $guestdir"
+
+"$src/guest/fetch-kernel.sh" "$WAFER_KERNEL_DIR" || fail "fetching the kernel failed"
+kver=$(cat "$WAFER_KERNEL_DIR/kver")
+initrd=$guestdir/initramfs.cpio.gz
+modargs=()
+[ -z "${WAFER_LINUX_MODULES:-}" ] || modargs=(--modules "$WAFER_LINUX_MODULES")
+"$src/guest/build-initramfs.sh" "$WAFER_KERNEL_DIR" "$initrd" "${modargs[@]}" ||
+	fail "building the initramfs failed"
+
+bootlog=$guestdir/linux-boot.$mode.log
+if [ $mode = wafer ]; then
+	cmd=("$wafer" run --kernel "$WAFER_KERNEL_DIR/vmlinuz" --initrd "$initrd"
+		--cmdline "$cmdline" --cpus "$cpus" --memory "$memory" --cpu-template baseline)
+else
+	cmd=(qemu-system-x86_64 -accel tcg -m "$memory" -smp "$cpus" -nographic -no-reboot
+		-kernel "$WAFER_KERNEL_DIR/vmlinuz" -initrd "$initrd" -append "$cmdline")
+fi
+log "booting: ${cmd[*]}"
+log "console log: $bootlog (timeout ${timeout_s}s)"
+
+# stdin from /dev/null: the VMM must not wait on or steal the terminal.
+"${cmd[@]}" < /dev/null > "$bootlog" 2>&1 &
+pid=$!
+
+last_line() {
+	# Serial output ends lines with CR LF; show the newest non-empty line.
+	tail -c 4096 "$bootlog" 2>/dev/null | tr '\r' '\n' | grep -av '^[[:space:]]*$' |
+		tail -n 1 | cut -c 1-160
+}
+
+start=$(date +%s)
+next=$((start + progress_s))
+timed_out=0
+while kill -0 "$pid" 2>/dev/null; do
+	now=$(date +%s)
+	if [ $((now - start)) -ge "$timeout_s" ]; then
+		timed_out=1
+		kill "$pid" 2>/dev/null
+		for _ in 1 2 3 4 5; do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+		kill -9 "$pid" 2>/dev/null
+		break
+	fi
+	if [ "$now" -ge "$next" ]; then
+		log "$((now - start))s: $(last_line)"
+		next=$((now + progress_s))
+	fi
+	sleep 1
+done
+wait "$pid"
+rc=$?
+elapsed=$(( $(date +%s) - start ))
+
+show_tail() {
+	echo "linux: last 40 console lines:"
+	tr -d '\r' < "$bootlog" | tail -n 40 | sed 's/^/  | /'
+}
+
+# A digit after the count would make it a different count (cpus=2 vs cpus=20).
+marker=$(tr -d '\r' < "$bootlog" |
+	grep -a -o "WAFER-LINUX-OK kernel=$kver cpus=[0-9]*" | head -n 1)
+if [ $timed_out -eq 1 ]; then
+	show_tail
+	fail "no power-off within ${timeout_s}s (marker: ${marker:-none})"
+fi
+if tr -d '\r' < "$bootlog" | grep -aq 'Kernel panic'; then
+	show_tail
+	fail "the guest kernel panicked (exit status $rc)"
+fi
+if [ -z "$marker" ]; then
+	show_tail
+	fail "no 'WAFER-LINUX-OK kernel=$kver' line; ${mode} exited with status $rc after ${elapsed}s"
+fi
+if [ "$marker" != "WAFER-LINUX-OK kernel=$kver cpus=$cpus" ]; then
+	show_tail
+	fail "guest saw the wrong CPU count: '$marker', expected cpus=$cpus"
+fi
+if [ $rc -ne 0 ]; then
+	show_tail
+	fail "marker seen but $mode exited with status $rc (expected 0 after power-off)"
+fi
+tr -d '\r' < "$bootlog" | grep -a '^wafer-init: ' | sed 's/^/linux: guest: /'
+log "$marker"
+log "PASS: booted $kver on $cpus vCPUs and powered off in ${elapsed}s ($mode)"
+exit 0
