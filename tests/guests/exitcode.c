@@ -8,6 +8,6 @@ int guest_main(struct hvm_start_info *si)
 	unsigned code = (unsigned)cmdline_get_u64("code", 0);
 
 	(void)si;
-	printf("exitcode: exiting with %u\n", code);
+	printf("exitcode: code=%u\n", code);
 	return (int)code;
 }

@@ -86,13 +86,16 @@ kernel-garbage)
 	expect_error 1 "$T/garbage: .*(not a bzImage or ELF|unknown|format)" run --kernel "$T/garbage" ;;
 kernel-truncated-elf)
 	head -c 100 "$(guest hello)" >"$T/short.elf"
-	expect_error 1 "$T/short.elf: .*(truncated|short|too small)" run --kernel "$T/short.elf" ;;
+	expect_error 1 "$T/short.elf: .*(truncated|past the end)" run --kernel "$T/short.elf" ;;
 kernel-truncated-bzimage)
 	# A setup header that promises a protected-mode payload the file lacks.
 	head -c 1024 /dev/zero >"$T/bz"
 	printf '\x55\xaa' | dd of="$T/bz" bs=1 seek=$((0x1fe)) conv=notrunc 2>/dev/null
+	printf '\xeb\x6a' | dd of="$T/bz" bs=1 seek=$((0x200)) conv=notrunc 2>/dev/null
 	printf 'HdrS\x0f\x02' | dd of="$T/bz" bs=1 seek=$((0x202)) conv=notrunc 2>/dev/null
 	printf '\x04' | dd of="$T/bz" bs=1 seek=$((0x1f1)) conv=notrunc 2>/dev/null
+	printf '\x01' | dd of="$T/bz" bs=1 seek=$((0x211)) conv=notrunc 2>/dev/null   # LOADED_HIGH
+	printf '\x03' | dd of="$T/bz" bs=1 seek=$((0x236)) conv=notrunc 2>/dev/null   # XLF_KERNEL_64
 	expect_error 1 "$T/bz: .*(truncated|short|beyond|past)" run --kernel "$T/bz" ;;
 kernel-unreadable)
 	[ "$(id -u)" = 0 ] && skip "running as root: file permissions do not stop root"

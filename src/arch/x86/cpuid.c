@@ -513,9 +513,11 @@ void cpuid_template_apply(const struct cpuid_template *t, struct kvm_cpuid2 *c)
 
 		cpuid_mask(c, r->leaf, r->subleaf, r->reg, r->clear, r->set);
 	}
-	if (t->max_basic_leaf)
+	/* Caps outside their own range (a template built by code, not parsed)
+	 * would cut into the other ranges: ignore them. */
+	if (t->max_basic_leaf && t->max_basic_leaf < 0x40000000)
 		cpuid_cap_range(c, 0x0, t->max_basic_leaf, 0x40000000);
-	if (t->max_ext_leaf)
+	if (t->max_ext_leaf >= 0x80000000 && t->max_ext_leaf < 0x90000000)
 		cpuid_cap_range(c, 0x80000000, t->max_ext_leaf, 0x90000000);
 	cpuid_enforce_deps(c);
 }
@@ -990,7 +992,7 @@ static int cpuid_parse_named(const char *json, const char *default_name,
 	if (!json)
 		return cpuid_errf(err, errlen, -EINVAL, "no template text");
 	len = strlen(json);
-	if (len > INT32_MAX)
+	if (len >= INT32_MAX)
 		return cpuid_errf(err, errlen, -EINVAL, "template too large");
 	if (strspn(json, " \t\r\n") == len)
 		return cpuid_errf(err, errlen, -EINVAL, "empty template, expected a JSON object");
@@ -998,7 +1000,9 @@ static int cpuid_parse_named(const char *json, const char *default_name,
 	if (!tok)
 		return cpuid_errf(err, errlen, -ENOMEM, "out of memory");
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	root = json_tokener_parse_ex(tok, json, (int)len);
+	/* The terminating NUL is passed too: it tells json-c that a document
+	 * ending in a number ("42") has ended. */
+	root = json_tokener_parse_ex(tok, json, (int)len + 1);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
 	if (jerr == json_tokener_continue) {

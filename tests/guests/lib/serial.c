@@ -26,7 +26,9 @@ void serial_init(void)
 	outb(COM1_BASE + UART_RBR, 1);          /* divisor 1: 115200 baud */
 	outb(COM1_BASE + UART_IER, 0);
 	outb(COM1_BASE + UART_LCR, 0x03);       /* 8N1, DLAB off */
-	outb(COM1_BASE + UART_FCR, 0x07);       /* FIFOs on and cleared */
+	/* FIFOs on but not cleared: input the VMM queued before we got here
+	 * (a test piping stdin) must survive. */
+	outb(COM1_BASE + UART_FCR, 0x01);
 	outb(COM1_BASE + UART_MCR, 0x03 | UART_MCR_OUT2);
 }
 
