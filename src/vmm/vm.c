@@ -116,48 +116,11 @@ static int vm_set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t s
 	return 0;
 }
 
-/* GSI routing of a PC: ISA IRQs 0-15 to the two 8259s (except the cascade),
- * GSIs 0-23 to IOAPIC pins, with the PIT's IRQ 0 on IOAPIC pin 2 -- the
- * interrupt source override the MADT and MP table announce. KVM's default
- * table would put GSI 0 on pin 0 instead. */
-static int vm_set_gsi_routing(struct vm *vm)
-{
-	enum { NR = 15 + 23 };
-	struct {
-		struct kvm_irq_routing hdr;
-		struct kvm_irq_routing_entry e[NR];
-	} rt;
-	unsigned n = 0;
-
-	memset(&rt, 0, sizeof(rt));
-	for (unsigned gsi = 0; gsi < 16; gsi++) {
-		if (gsi == 2)
-			continue;
-		rt.e[n].gsi = gsi;
-		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		rt.e[n].u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-		rt.e[n].u.irqchip.pin = gsi % 8;
-		n++;
-	}
-	for (unsigned gsi = 0; gsi < 24; gsi++) {
-		if (gsi == 2)
-			continue;
-		rt.e[n].gsi = gsi;
-		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		rt.e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		rt.e[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
-		n++;
-	}
-	rt.hdr.nr = n;
-	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &rt) < 0)
-		return -errno;
-	return 0;
-}
-
 static int vm_create_kvm(struct vm *vm)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	const char *step;
+	int rc;
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
@@ -165,6 +128,7 @@ static int vm_create_kvm(struct vm *vm)
 		log_error("KVM_CREATE_VM failed: %s", strerror(e));
 		return -e;
 	}
+	irq_router_init(&vm->irq, vm->vm_fd, NULL);
 	step = "KVM_SET_TSS_ADDR";
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
 		goto fail;
@@ -175,13 +139,17 @@ static int vm_create_kvm(struct vm *vm)
 	step = "KVM_CREATE_IRQCHIP";
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		goto fail;
-	step = "KVM_SET_GSI_ROUTING";
-	if (vm_set_gsi_routing(vm) < 0)
-		goto fail;
+	/* The PC's ISA/IOAPIC routes; KVM's default would put GSI 0 on pin 0
+	 * instead of the pin 2 the MADT and MP table announce. */
+	rc = irq_routing_commit(&vm->irq);
+	if (rc) {
+		log_error("KVM_SET_GSI_ROUTING failed: %s", strerror(-rc));
+		return rc;
+	}
 	step = "KVM_CREATE_PIT2";
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		goto fail;
-	int rc = vm_set_memslot(vm, 0, 0, vm->mem.low_size, vm->mem.host);
+	rc = vm_set_memslot(vm, 0, 0, vm->mem.low_size, vm->mem.host);
 	if (!rc && vm->mem.high_size)
 		rc = vm_set_memslot(vm, 1, MEM_HIGH_START, vm->mem.high_size,
 				    vm->mem.host + vm->mem.low_size);
@@ -271,6 +239,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		log_error("eventfd: %s", strerror(errno));
 		goto out;
 	}
+	rc = eventloop_init(&vm->io);
+	if (rc) {
+		log_error("I/O event loop: %s", strerror(-rc));
+		goto out;
+	}
+	vm->io_ready = 1;
 	for (const struct device_desc *const *d = __start_wafer_devices; d < __stop_wafer_devices; d++) {
 		rc = (*d)->create(vm);
 		if (rc) {
@@ -328,6 +302,11 @@ int vm_run(struct vm *vm)
 {
 	int rc;
 
+	rc = eventloop_start(&vm->io, "wafer-io");
+	if (rc) {
+		log_error("cannot start the I/O thread: %s", strerror(-rc));
+		return WAFER_EXIT_ERROR;
+	}
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		rc = vcpu_start(&vm->vcpus[i]);
 		if (rc) {
@@ -340,6 +319,7 @@ int vm_run(struct vm *vm)
 	console_run(vm);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
+	eventloop_stop(&vm->io);
 
 	switch (atomic_load(&vm->stop_reason)) {
 	case VM_STOP_POWEROFF:
@@ -371,16 +351,25 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	/* No handler may run while devices go away. */
+	if (vm->io_ready)
+		eventloop_stop(&vm->io);
 	size_t ndev = (size_t)(__stop_wafer_devices - __start_wafer_devices);
 	for (size_t i = ndev; i-- > 0;)
 		if (__start_wafer_devices[i]->destroy)
 			__start_wafer_devices[i]->destroy(vm);
+	if (vm->io_ready) {
+		eventloop_destroy(&vm->io);
+		vm->io_ready = 0;
+	}
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	if (vm->stop_eventfd >= 0)
 		close(vm->stop_eventfd);
-	if (vm->vm_fd >= 0)
+	if (vm->vm_fd >= 0) {
+		irq_router_destroy(&vm->irq);
 		close(vm->vm_fd);
+	}
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->stop_eventfd = vm->vm_fd = vm->kvm_fd = -1;

@@ -10,10 +10,13 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/cpuid.h"
 #include "vmm/bus.h"
+#include "vmm/eventloop.h"
+#include "vmm/irq.h"
 #include "vmm/memory.h"
 
 struct vcpu;
 struct serial;
+struct pci_bus;
 
 /* Why the VM stopped; decides wafer's exit status (see README "Exit status"). */
 enum vm_stop_reason {
@@ -55,6 +58,10 @@ struct vm {
 	unsigned ncpus;
 	struct vcpu *vcpus;
 	struct serial *console;         /* COM1 */
+	struct irq_router irq;          /* GSI routes, irqfds, ioeventfds */
+	struct pci_bus *pci;            /* bus 0, created by devices/pci.c */
+	struct eventloop io;            /* I/O thread: ioeventfds, backends */
+	int io_ready;                   /* io initialised */
 
 	pthread_mutex_t stop_lock;
 	_Atomic int stop_reason;        /* enum vm_stop_reason */

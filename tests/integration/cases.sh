@@ -145,6 +145,27 @@ boot-echo)
 	need_kvm; printf 'wafer-echo-test\nq' >"$T/in"
 	expect_guest 0 'echo done' run --kernel "$(guest echo)" --memory 64M
 	grep -q 'wafer-echo-test' "$T/out" || fail "input was not echoed" ;;
+boot-triplefault)
+	need_kvm; run_wafer run --kernel "$(guest triplefault)" --memory 64M
+	[ $rc -eq 2 ] || fail "exit status $rc, expected 2 (crash)"
+	grep -qE 'triple fault.*RIP 0x[0-9a-f]+' "$T/err" || fail "no one-line diagnosis with RIP on stderr"
+	[ "$(grep -c . "$T/err")" -eq 1 ] || fail "diagnosis is not one line" ;;
+boot-cpuid-baseline)
+	need_kvm; expect_guest 0 'cpuid: cx16=0 xsave=0 avx=0' run --kernel "$(guest cpuid)" --cpu-template baseline --memory 64M
+	grep -q 'sig=KVMKVMKVM' "$T/out" || fail "KVM paravirt signature missing" ;;
+boot-cpuid-host)
+	need_kvm
+	# Under the host template, what the host CPU has and KVM supports shows
+	# through; CX16 is universal on x86-64 hosts that run KVM.
+	grep -qw cx16 /proc/cpuinfo || skip "host CPU has no cx16"
+	expect_guest 0 'cpuid: cx16=1' run --kernel "$(guest cpuid)" --cpu-template host --memory 64M ;;
+boot-cpuid-json)
+	need_kvm
+	echo '{"name": "no-sse42", "base": "host", "disable": ["sse4_2"]}' >"$T/t.json"
+	expect_guest 0 'sse42=0' run --kernel "$(guest cpuid)" --cpu-template "$T/t.json" --memory 64M ;;
+boot-cpuid-topology)
+	need_kvm; expect_guest 0 'apic=0 logical=4 hypervisor=1' run --kernel "$(guest cpuid)" --cpus 4 --memory 64M ;;
+boot-kvmclock) need_kvm; expect_guest 0 'kvmclock ok' run --kernel "$(guest kvmclock)" --memory 64M ;;
 boot-highmem)  need_kvm; expect_guest 0 'hello from wafer guest' run --kernel "$(guest hello)" --memory 5G ;;
 *) echo "unknown case $CASE"; exit 1 ;;
 esac

@@ -58,8 +58,8 @@ static const uint8_t *table_at(struct guest *g, uint64_t gpa, const char *sig)
 }
 
 struct parsed {
-	const uint8_t *rsdp, *xsdt, *fadt, *madt, *dsdt, *facs;
-	const uint8_t *extra;      /* first XSDT table that is neither FACP nor APIC */
+	const uint8_t *rsdp, *xsdt, *fadt, *madt, *dsdt, *facs, *mcfg;
+	const uint8_t *extra;      /* first XSDT table that is not FACP, APIC, MCFG */
 };
 
 static void parse(struct guest *g, uint64_t rsdp_gpa, struct parsed *p)
@@ -85,12 +85,16 @@ static void parse(struct guest *g, uint64_t rsdp_gpa, struct parsed *p)
 		} else if (!memcmp(t, "APIC", 4)) {
 			assert_null(p->madt);
 			p->madt = t;
+		} else if (!memcmp(t, "MCFG", 4)) {
+			assert_null(p->mcfg);
+			p->mcfg = t;
 		} else if (!p->extra) {
 			p->extra = t;
 		}
 	}
 	assert_non_null(p->fadt);
 	assert_non_null(p->madt);
+	assert_non_null(p->mcfg);
 
 	/* FADT -> DSDT through both pointers, FACS through FIRMWARE_CTRL. */
 	uint32_t dsdt32 = rd32(p->fadt + 40);
@@ -246,6 +250,133 @@ static const uint8_t *find(const uint8_t *hay, size_t len, const void *needle, s
 	return memmem(hay, len, needle, nlen);
 }
 
+/* Decode an AML PkgLength at p: *len gets its value (which counts the
+ * length bytes), the return value points past the length bytes. */
+static const uint8_t *pkg(const uint8_t *p, size_t *len)
+{
+	unsigned extra = p[0] >> 6;
+	size_t v = extra ? p[0] & 0x0f : p[0] & 0x3f;
+	for (unsigned i = 0; i < extra; i++)
+		v |= (size_t)p[1 + i] << (4 + 8 * i);
+	*len = v;
+	return p + 1 + extra;
+}
+
+/* The PCI host bridge, its resources and interrupt routing, and the ECAM
+ * motherboard resource: found, well-formed, and matching layout.h. */
+static void test_dsdt_pci(void **state)
+{
+	struct guest g;
+	struct parsed p;
+	struct acpi_config cfg = { .ncpus = 1 };
+	static const uint8_t pnp0a08[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08 };
+	static const uint8_t pnp0a03[] = { 0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03 };
+	static const uint8_t pnp0c02[] = { 0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x02 };
+	static const uint8_t seg[] = { 0x08, '_', 'S', 'E', 'G', 0x00 };
+	static const uint8_t bbn[] = { 0x08, '_', 'B', 'B', 'N', 0x00 };
+	/* WordBusNumber 0..0, length 1 */
+	static const uint8_t busr[] = { 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0, 0, 0, 0,
+					0, 0, 0x01, 0x00 };
+	static const uint8_t cf8[] = { 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08 };
+	/* DWordMemory 0xC0000000..0xDFFFFFFF */
+	static const uint8_t mem[] = { 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0,
+				       0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xff, 0xdf,
+				       0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20 };
+	/* Memory32Fixed ECAM */
+	static const uint8_t ecam[] = { 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0,
+					0x00, 0x00, 0x10, 0x00 };
+	(void)state;
+
+	assert_int_equal(PCI_MMIO_BASE, 0xc0000000ull);
+	assert_int_equal(PCI_MMIO_END, 0xe0000000ull);
+	assert_int_equal(PCI_ECAM_BASE, 0xe0000000ull);
+	assert_int_equal(PCI_ECAM_SIZE, 0x100000ull);
+	guest_new(&g, GUEST_SIZE);
+	build_ok(&g, &cfg, &p);
+	const uint8_t *aml = p.dsdt + HDR_LEN;
+	size_t aml_len = rd32(p.dsdt + 4) - HDR_LEN;
+
+	const uint8_t *dev = find(aml, aml_len, "PCI0", 4);
+	assert_non_null(dev);
+	assert_int_equal(dev[-4], 0x5b);                   /* DeviceOp */
+	assert_int_equal(dev[-3], 0x82);
+	assert_int_equal(dev[-2] >> 6, 1);                 /* two-byte PkgLength */
+	size_t dlen;
+	pkg(dev - 2, &dlen);
+	const uint8_t *dend = dev - 2 + dlen;
+	assert_true(dend <= aml + aml_len);
+	size_t n = (size_t)(dend - dev);
+	assert_non_null(find(dev, n, pnp0a08, sizeof(pnp0a08)));
+	assert_non_null(find(dev, n, pnp0a03, sizeof(pnp0a03)));
+	assert_non_null(find(dev, n, seg, sizeof(seg)));
+	assert_non_null(find(dev, n, bbn, sizeof(bbn)));
+	assert_non_null(find(dev, n, busr, sizeof(busr)));
+	assert_non_null(find(dev, n, cf8, sizeof(cf8)));
+	assert_non_null(find(dev, n, mem, sizeof(mem)));
+
+	/* _CRS buffer: its size byte matches the descriptors up to the end tag. */
+	const uint8_t *crs = find(dev, n, "_CRS", 4);
+	assert_non_null(crs);
+	assert_int_equal(crs[4], 0x11);
+	size_t blen;
+	const uint8_t *b = pkg(crs + 5, &blen);
+	assert_int_equal(b[0], 0x0a);
+	assert_int_equal(b[1] + 2 + (size_t)(b - (crs + 5)), blen);
+	assert_int_equal(b[2 + b[1] - 2], 0x79);
+
+	/* _PRT: 31 entries, slot s pin A -> GSI 16 + s % 8. */
+	const uint8_t *prt = find(dev, n, "_PRT", 4);
+	assert_non_null(prt);
+	assert_int_equal(prt[4], 0x12);
+	size_t plen;
+	const uint8_t *e = pkg(prt + 5, &plen);
+	const uint8_t *pend = prt + 5 + plen;
+	assert_true(pend <= dend);
+	assert_int_equal(*e++, 31);
+	for (unsigned slot = 1; slot < 32; slot++) {
+		assert_int_equal(e[0], 0x12);
+		assert_int_equal(e[1], 11);
+		assert_int_equal(e[2], 4);
+		assert_int_equal(e[3], 0x0c);
+		assert_int_equal(rd32(e + 4), slot << 16 | 0xffff);
+		assert_int_equal(e[8], 0);
+		assert_int_equal(e[9], 0);
+		assert_int_equal(e[10], 0x0a);
+		assert_int_equal(e[11], PCI_INTX_GSI_BASE + slot % 8);
+		e += 12;
+	}
+	assert_ptr_equal(e, pend);
+
+	const uint8_t *mres = find(aml, aml_len, "MRES", 4);
+	assert_non_null(mres);
+	assert_non_null(find(mres, (size_t)(aml + aml_len - mres), pnp0c02, sizeof(pnp0c02)));
+	assert_non_null(find(mres, (size_t)(aml + aml_len - mres), ecam, sizeof(ecam)));
+	guest_del(&g);
+}
+
+static void test_mcfg(void **state)
+{
+	struct guest g;
+	struct parsed p;
+	struct acpi_config cfg = { .ncpus = 3 };
+	(void)state;
+
+	guest_new(&g, GUEST_SIZE);
+	build_ok(&g, &cfg, &p);
+	/* Header + 8 reserved + one 16-byte allocation; checksum checked by
+	 * table_at. */
+	assert_int_equal(rd32(p.mcfg + 4), HDR_LEN + 8 + 16);
+	assert_int_equal(p.mcfg[8], 1);
+	const uint8_t *a = p.mcfg + HDR_LEN + 8;
+	assert_int_equal(rd64(a), PCI_ECAM_BASE);
+	assert_int_equal(rd16(a + 8), 0);                  /* segment */
+	assert_int_equal(a[10], 0);                        /* start bus */
+	assert_int_equal(a[11], 0);                        /* end bus */
+	/* ECAM covers exactly the decoded buses: 1 MiB per bus. */
+	assert_int_equal(PCI_ECAM_SIZE, (uint64_t)(a[11] - a[10] + 1) << 20);
+	guest_del(&g);
+}
+
 static void test_dsdt(void **state)
 {
 	struct guest g;
@@ -273,14 +404,21 @@ static void test_dsdt(void **state)
 	assert_int_equal(s5[8], ACPI_SLP_TYP_S5);
 	assert_int_equal(ACPI_SLP_TYP_S5, 5);
 
-	/* The package's PkgLength ends exactly where the Scope begins, and the
-	 * Scope's PkgLength ends exactly at the end of the table. */
+	/* The package's PkgLength ends exactly where the first Scope begins;
+	 * that one ends where the PCI Scope begins, which ends exactly at the
+	 * end of the table. */
 	const uint8_t *scope = s5 + 5 + s5[5];
 	assert_true(scope < aml + aml_len);
 	assert_int_equal(scope[0], 0x10);
 	assert_int_equal(scope[1] & 0xc0, 0);              /* one-byte PkgLength */
-	assert_int_equal((size_t)(scope + 1 + scope[1] - aml), aml_len);
 	assert_memory_equal(scope + 2, "\\_SB_", 5);
+	const uint8_t *pci = scope + 1 + scope[1];
+	assert_true(pci < aml + aml_len);
+	assert_int_equal(pci[0], 0x10);
+	size_t plen;
+	const uint8_t *pbody = pkg(pci + 1, &plen);
+	assert_int_equal((size_t)(pci + 1 + plen - aml), aml_len);
+	assert_memory_equal(pbody, "\\_SB_", 5);
 
 	assert_non_null(find(aml, aml_len, pnp0501, sizeof(pnp0501)));
 	assert_non_null(find(aml, aml_len, "COM1", 4));
@@ -294,7 +432,7 @@ static void test_extra_table(void **state)
 	struct guest g;
 	struct parsed p;
 	static const uint8_t body[44] = { [8] = 0x42, [43] = 0x99 };
-	struct acpi_table t = { .signature = { 'M', 'C', 'F', 'G' }, .revision = 1,
+	struct acpi_table t = { .signature = { 'W', 'A', 'E', 'T' }, .revision = 1,
 				.body = body, .body_len = sizeof(body) };
 	struct acpi_config cfg = { .ncpus = 4, .extra = &t, .nextra = 1 };
 	uint64_t rsdp;
@@ -303,7 +441,7 @@ static void test_extra_table(void **state)
 	guest_new(&g, GUEST_SIZE);
 	build_ok(&g, &cfg, &p);
 	assert_non_null(p.extra);
-	assert_memory_equal(p.extra, "MCFG", 4);
+	assert_memory_equal(p.extra, "WAET", 4);
 	assert_int_equal(rd32(p.extra + 4), HDR_LEN + sizeof(body));
 	assert_memory_equal(p.extra + HDR_LEN, body, sizeof(body));
 
@@ -417,6 +555,8 @@ int main(void)
 		cmocka_unit_test(test_fadt),
 		cmocka_unit_test(test_madt_counts),
 		cmocka_unit_test(test_dsdt),
+		cmocka_unit_test(test_dsdt_pci),
+		cmocka_unit_test(test_mcfg),
 		cmocka_unit_test(test_extra_table),
 		cmocka_unit_test(test_too_many_cpus),
 		cmocka_unit_test(test_cpu_limit),

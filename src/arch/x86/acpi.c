@@ -1,6 +1,7 @@
 /* ACPI 6.5 tables for the guest: RSDP (5.2.5), XSDT (5.2.8), FADT (5.2.9),
- * FACS (5.2.10), DSDT (5.2.11.1, AML per chapter 20), MADT (5.2.12). Built in a
- * host buffer and copied into the BIOS area in one checked write. */
+ * FACS (5.2.10), DSDT (5.2.11.1, AML per chapter 20), MADT (5.2.12), MCFG
+ * (PCI Firmware 3.3, 4.1.2). Built in a host buffer and copied into the BIOS
+ * area in one checked write. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define ACPI_OEM_REVISION  1
 #define ACPI_CREATOR_ID    "WAFR"
 #define ACPI_CREATOR_REV   1
-#define ACPI_XSDT_MAX      16        /* FADT, MADT and the caller's extras */
+#define ACPI_XSDT_MAX      16        /* FADT, MADT, MCFG and the caller's extras */
 
 struct acpi_header {
 	char signature[4];
@@ -251,6 +252,253 @@ static const uint8_t dsdt_aml[] = {
 	(1u << IRQ_COM1) & 0xff, (1u << IRQ_COM1) >> 8,
 	0x79, 0x00,                              /*   end tag, checksum not used */
 };
+
+/* The PCI part of the DSDT, a second Scope (\_SB), built at run time
+ * because the _PRT has one entry per slot. Equivalent ASL:
+ *   Scope (\_SB) {
+ *     Device (PCI0) {
+ *       Name (_HID, EisaId ("PNP0A08"))       // PCI Express root bridge ...
+ *       Name (_CID, EisaId ("PNP0A03"))       // ... compatible with PCI
+ *       Name (_SEG, Zero)
+ *       Name (_BBN, Zero)
+ *       Name (_UID, Zero)
+ *       Name (_CRS, ResourceTemplate () {
+ *         WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
+ *                        0, 0, 0, 0, 1)
+ *         IO (Decode16, 0xCF8, 0xCF8, 1, 8)
+ *         WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+ *                 0, 0x0000, 0x0CF7, 0, 0x0CF8)
+ *         WordIO (..., 0, 0x0D00, 0xFFFF, 0, 0xF300)
+ *         DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed,
+ *                      NonCacheable, ReadWrite, 0, PCI_MMIO_BASE,
+ *                      PCI_MMIO_END - 1, 0, PCI_MMIO_END - PCI_MMIO_BASE) })
+ *       Name (_PRT, Package () {      // slot s, pin A -> GSI 16 + s % 8
+ *         Package (4) { 0x0001FFFF, 0, 0, 17 }, ... slot 31 })
+ *     }
+ *     Device (MRES) {                 // ECAM, so Linux trusts the MCFG
+ *       Name (_HID, EisaId ("PNP0C02"))
+ *       Name (_UID, Zero)
+ *       Name (_CRS, ResourceTemplate () {
+ *         Memory32Fixed (ReadWrite, PCI_ECAM_BASE, PCI_ECAM_SIZE) })
+ *     }
+ *   }
+ */
+#define AML_NAME_OP    0x08
+#define AML_BYTE_PFX   0x0a
+#define AML_DWORD_PFX  0x0c
+#define AML_SCOPE_OP   0x10
+#define AML_BUFFER_OP  0x11
+#define AML_PACKAGE_OP 0x12
+#define AML_EXT_PFX    0x5b
+#define AML_DEVICE_OP  0x82
+#define AML_MAX        4096   /* any one AML object we build */
+
+struct aml {
+	uint8_t b[AML_MAX];
+	size_t n;
+	int err;                  /* -E2BIG once something did not fit */
+};
+
+static void aml_put(struct aml *a, const void *p, size_t len)
+{
+	if (a->err || len > AML_MAX - a->n) {
+		a->err = -E2BIG;
+		return;
+	}
+	memcpy(a->b + a->n, p, len);
+	a->n += len;
+}
+
+static void aml_byte(struct aml *a, uint8_t v)
+{
+	aml_put(a, &v, 1);
+}
+
+static void aml_le(struct aml *a, uint64_t v, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		aml_byte(a, (uint8_t)(v >> (8 * i)));
+}
+
+/* op, PkgLength, then inner (20.2.4: the length counts its own bytes;
+ * lead byte bits 7:6 give the number of extra bytes). */
+static void aml_wrap(struct aml *out, const uint8_t *op, size_t oplen, const struct aml *inner)
+{
+	size_t n = inner->n, total;
+	unsigned extra;
+
+	if (inner->err) {
+		out->err = inner->err;
+		return;
+	}
+	for (extra = 0; extra < 4; extra++) {
+		total = n + 1 + extra;
+		if (extra == 0 ? total < 64 : total < (1ul << (4 + 8 * extra)))
+			break;
+	}
+	aml_put(out, op, oplen);
+	if (extra == 0) {
+		aml_byte(out, (uint8_t)total);
+	} else {
+		aml_byte(out, (uint8_t)(extra << 6 | (total & 0x0f)));
+		aml_le(out, total >> 4, extra);
+	}
+	aml_put(out, inner->b, n);
+}
+
+static void aml_name_eisa(struct aml *a, const char name[4], uint16_t product)
+{
+	aml_byte(a, AML_NAME_OP);
+	aml_put(a, name, 4);
+	/* "PNP" compresses to 0x41d0; the product number is big-endian. */
+	const uint8_t id[] = { AML_DWORD_PFX, 0x41, 0xd0, (uint8_t)(product >> 8), (uint8_t)product };
+	aml_put(a, id, sizeof(id));
+}
+
+static void aml_name_zero(struct aml *a, const char name[4])
+{
+	aml_byte(a, AML_NAME_OP);
+	aml_put(a, name, 4);
+	aml_byte(a, 0x00);   /* ZeroOp */
+}
+
+/* Name (_CRS, Buffer () { descriptors, end tag }) */
+static void aml_name_crs(struct aml *a, const struct aml *desc)
+{
+	struct aml *buf = calloc(1, sizeof(*buf));
+	static const uint8_t op = AML_BUFFER_OP;
+
+	if (!buf) {
+		a->err = -ENOMEM;
+		return;
+	}
+	aml_byte(buf, AML_BYTE_PFX);            /* BufferSize */
+	aml_byte(buf, (uint8_t)(desc->n + 2));
+	aml_put(buf, desc->b, desc->n);
+	aml_byte(buf, 0x79);                    /* end tag, checksum not used */
+	aml_byte(buf, 0x00);
+	if (desc->n + 2 > 0xff)
+		buf->err = -E2BIG;
+	aml_byte(a, AML_NAME_OP);
+	aml_put(a, "_CRS", 4);
+	aml_wrap(a, &op, 1, buf);
+	free(buf);
+}
+
+/* Word/DWord address space descriptor (6.4.3.5.2/3), producer, fixed range. */
+static void aml_addr_space(struct aml *a, unsigned width, uint8_t type, uint8_t type_flags,
+			   uint64_t min, uint64_t max)
+{
+	aml_byte(a, width == 2 ? 0x88 : 0x87);
+	aml_le(a, 3 + 5 * width, 2);
+	aml_byte(a, type);
+	aml_byte(a, 0x0c);                      /* _MIF, _MAF; producer, positive */
+	aml_byte(a, type_flags);
+	aml_le(a, 0, width);                    /* granularity */
+	aml_le(a, min, width);
+	aml_le(a, max, width);
+	aml_le(a, 0, width);                    /* translation */
+	aml_le(a, max - min + 1, width);
+}
+
+static void aml_pci_host(struct aml *dev)
+{
+	struct aml *crs = calloc(1, sizeof(*crs)), *prt = calloc(1, sizeof(*prt));
+	static const uint8_t pkg = AML_PACKAGE_OP;
+
+	if (!crs || !prt) {
+		dev->err = -ENOMEM;
+		goto out;
+	}
+	dev->n = 0;
+	aml_put(dev, "PCI0", 4);
+	aml_name_eisa(dev, "_HID", 0x0a08);
+	aml_name_eisa(dev, "_CID", 0x0a03);
+	aml_name_zero(dev, "_SEG");
+	aml_name_zero(dev, "_BBN");
+	aml_name_zero(dev, "_UID");
+
+	aml_addr_space(crs, 2, 0x02, 0x00, PCI_BUS_MIN, PCI_BUS_MAX);
+	const uint8_t cf8[] = { 0x47, 0x01, PORT_PCI_CONFIG & 0xff, PORT_PCI_CONFIG >> 8,
+				PORT_PCI_CONFIG & 0xff, PORT_PCI_CONFIG >> 8, 0x01,
+				PORT_PCI_CONFIG_LEN };
+	aml_put(crs, cf8, sizeof(cf8));
+	aml_addr_space(crs, 2, 0x01, 0x03, 0x0000, PORT_PCI_CONFIG - 1);
+	aml_addr_space(crs, 2, 0x01, 0x03, 0x0d00, 0xffff);
+	aml_addr_space(crs, 4, 0x00, 0x01, PCI_MMIO_BASE, PCI_MMIO_END - 1);
+	aml_name_crs(dev, crs);
+
+	aml_byte(prt, 31);                      /* NumElements: slots 1-31 */
+	for (unsigned slot = 1; slot < 32; slot++) {
+		struct aml e = { .n = 0 };
+		aml_byte(&e, 4);
+		aml_byte(&e, AML_DWORD_PFX);
+		aml_le(&e, (uint64_t)slot << 16 | 0xffff, 4);  /* any function */
+		aml_byte(&e, 0x00);                 /* pin A */
+		aml_byte(&e, 0x00);                 /* source 0: GSI, level, active low */
+		aml_byte(&e, AML_BYTE_PFX);
+		aml_byte(&e, (uint8_t)(PCI_INTX_GSI_BASE + slot % PCI_INTX_GSIS));
+		aml_wrap(prt, &pkg, 1, &e);
+	}
+	aml_byte(dev, AML_NAME_OP);
+	aml_put(dev, "_PRT", 4);
+	aml_wrap(dev, &pkg, 1, prt);
+out:
+	free(crs);
+	free(prt);
+}
+
+static void aml_ecam_resource(struct aml *dev)
+{
+	struct aml crs = { .n = 0 };
+
+	dev->n = 0;
+	aml_put(dev, "MRES", 4);
+	aml_name_eisa(dev, "_HID", 0x0c02);
+	aml_name_zero(dev, "_UID");
+	aml_byte(&crs, 0x86);                   /* Memory32Fixed */
+	aml_le(&crs, 9, 2);
+	aml_byte(&crs, 0x01);                   /* read/write */
+	aml_le(&crs, PCI_ECAM_BASE, 4);
+	aml_le(&crs, PCI_ECAM_SIZE, 4);
+	aml_name_crs(dev, &crs);
+}
+
+/* Append the PCI scope to out. 0 or -errno. */
+static int aml_pci_scope(struct aml *out)
+{
+	static const uint8_t dev_op[] = { AML_EXT_PFX, AML_DEVICE_OP };
+	static const uint8_t scope_op = AML_SCOPE_OP;
+	struct aml *scope = calloc(1, sizeof(*scope)), *dev = calloc(1, sizeof(*dev));
+	int rc;
+
+	if (!scope || !dev) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	aml_put(scope, "\\_SB_", 5);
+	aml_pci_host(dev);
+	aml_wrap(scope, dev_op, sizeof(dev_op), dev);
+	aml_ecam_resource(dev);
+	aml_wrap(scope, dev_op, sizeof(dev_op), dev);
+	aml_wrap(out, &scope_op, 1, scope);
+	rc = out->err;
+out:
+	free(scope);
+	free(dev);
+	return rc;
+}
+
+/* MCFG body after the header: 8 reserved bytes, one allocation (4.1.2). */
+struct mcfg_body {
+	uint8_t reserved[8];
+	uint64_t base;
+	uint16_t segment;
+	uint8_t bus_start, bus_end;
+	uint32_t reserved2;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct mcfg_body) == 24, "MCFG");
 
 struct acpi_builder {
 	uint8_t *buf;              /* host image of [ACPI_ADDR, ACPI_ADDR + ACPI_MAX) */
@@ -513,12 +761,13 @@ int acpi_build(struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsd
 {
 	struct acpi_builder b = { 0 };
 	struct acpi_rsdp rsdp;
-	size_t rsdp_off, facs_off, dsdt_off, xsdt_off;
+	size_t rsdp_off, facs_off, dsdt_off, xsdt_off, mcfg_off;
+	struct aml *dsdt = NULL;
 	int rc;
 
 	if (!cfg || cfg->ncpus == 0 || (cfg->nextra && !cfg->extra))
 		return -EINVAL;
-	if (cfg->nextra > ACPI_XSDT_MAX - 2)
+	if (cfg->nextra > ACPI_XSDT_MAX - 3)
 		return -E2BIG;
 
 	b.buf = calloc(1, ACPI_MAX);
@@ -535,13 +784,30 @@ int acpi_build(struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsd
 		goto out;
 	/* Revision 2: AML integers are 64-bit. The FADT, not the XSDT, points
 	 * at the DSDT. */
-	rc = acpi_add_table(&b, "DSDT", 2, dsdt_aml, sizeof(dsdt_aml), &dsdt_off);
+	dsdt = calloc(1, sizeof(*dsdt));
+	if (!dsdt) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	aml_put(dsdt, dsdt_aml, sizeof(dsdt_aml));
+	rc = aml_pci_scope(dsdt);
+	if (rc)
+		goto out;
+	rc = acpi_add_table(&b, "DSDT", 2, dsdt->b, dsdt->n, &dsdt_off);
 	if (rc)
 		goto out;
 	rc = acpi_build_fadt(&b, facs_off, dsdt_off);
 	if (rc)
 		goto out;
 	rc = acpi_build_madt(&b, cfg->ncpus);
+	if (rc)
+		goto out;
+	/* Every VM has PCI bus 0 with ECAM (devices/pci.c). */
+	struct mcfg_body mcfg = { .base = PCI_ECAM_BASE, .segment = 0,
+				  .bus_start = PCI_BUS_MIN, .bus_end = PCI_BUS_MAX };
+	rc = acpi_add_table(&b, "MCFG", 1, &mcfg, sizeof(mcfg), &mcfg_off);
+	if (!rc)
+		rc = acpi_xsdt_add(&b, mcfg_off);
 	if (rc)
 		goto out;
 	for (unsigned i = 0; i < cfg->nextra; i++) {
@@ -581,6 +847,7 @@ int acpi_build(struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsd
 	if (rsdp_gpa)
 		*rsdp_gpa = acpi_gpa(rsdp_off);
 out:
+	free(dsdt);
 	free(b.buf);
 	return rc;
 }

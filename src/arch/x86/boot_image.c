@@ -445,10 +445,17 @@ static int bzimage_load_payload(struct guest_mem *m, const uint8_t *pm, const st
 		goto out;
 	}
 	rc = boot_load_elf(m, elf, elf_len, prefer_pvh, 1, plan, why, sizeof(why));
-	if (rc)
+	if (rc) {
 		snprintf(fallback_reason, sizeof(fallback_reason),
 			 "decompressed %s payload is not a loadable kernel: %s",
 			 decompress_format_name(fmt), why);
+		goto out;
+	}
+	/* The running kernel uses memory past its last segment (brk, early page
+	 * tables) up to init_size from its start: keep the initrd out of it. */
+	uint64_t init_end = plan->kernel_start + bz->hdr.init_size;
+	if (init_end > plan->kernel_end && init_end <= gmem_low_end(m))
+		plan->kernel_end = init_end;
 out:
 	free(elf);
 	return rc;

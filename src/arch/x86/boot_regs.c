@@ -18,8 +18,6 @@
 #define EFER_LME 0x100ull
 #define EFER_LMA 0x400ull
 
-#define BOOT_CODE_SEL 0x10
-#define BOOT_DATA_SEL 0x18
 #define BOOT_STACK    0x8ff0ull
 
 void regs_segment_from_desc(uint64_t d, uint16_t selector, struct kvm_segment *seg)
@@ -50,11 +48,11 @@ int regs_boot_setup(const struct guest_mem *m, const struct boot_plan *plan,
 
 	/* The loader wrote the GDT; decode it so the hidden segment state and
 	 * the descriptors the guest may reload are the same thing. */
-	if (gmem_read(m, BOOT_GDT_ADDR + BOOT_CODE_SEL, &code, 8) ||
-	    gmem_read(m, BOOT_GDT_ADDR + BOOT_DATA_SEL, &data, 8))
+	if (gmem_read(m, BOOT_GDT_ADDR + BOOT_CS, &code, 8) ||
+	    gmem_read(m, BOOT_GDT_ADDR + BOOT_DS, &data, 8))
 		return -EFAULT;
-	regs_segment_from_desc(code, BOOT_CODE_SEL, &cs);
-	regs_segment_from_desc(data, BOOT_DATA_SEL, &ds);
+	regs_segment_from_desc(code, BOOT_CS, &cs);
+	regs_segment_from_desc(data, BOOT_DS, &ds);
 
 	memset(&tr, 0, sizeof(tr));
 	tr.limit = 0x67;
@@ -68,7 +66,7 @@ int regs_boot_setup(const struct guest_mem *m, const struct boot_plan *plan,
 	sregs->ldt.present = 0;
 	sregs->ldt.unusable = 1;
 	sregs->gdt.base = BOOT_GDT_ADDR;
-	sregs->gdt.limit = 4 * 8 - 1;
+	sregs->gdt.limit = BOOT_GDT_ENTRIES * 8 - 1;
 	sregs->idt.base = BOOT_IDT_ADDR;
 	sregs->idt.limit = 0;
 

@@ -1,7 +1,6 @@
-/* Host-side bzImage payload decompression (boot.rst "payload_offset"): gzip via
- * zlib, xz and lzma via liblzma, zstd via libzstd, and the lz4 legacy frame
- * decoded here. Every decoder writes into a buffer sized by the payload's size
- * field (capped), so a lying image cannot make us allocate or write more. */
+/* Host-side bzImage payload decompression (boot.rst "payload_offset"): gzip,
+ * xz/lzma, zstd via their libraries, lz4 legacy frames via liblz4; output
+ * is bounded by the payload's (capped) size field, whatever the stream says. */
 #include <errno.h>
 #include <limits.h>
 #include <lzma.h>
@@ -9,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #define ZLIB_CONST
+#include <lz4.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -21,7 +21,7 @@
 #define ZSTD_WINDOWLOG_MAX 27
 
 #define LZ4_LEGACY_MAGIC   0x184C2102u
-#define LZ4_MIN_MATCH      4
+#define LZ4_LEGACY_BLOCK   (8 << 20)   /* decompressed size of a legacy-frame block */
 
 static const struct {
 	enum decompress_format fmt;
@@ -182,82 +182,6 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* LZ4 length extension: bytes of 255 continue, anything else ends it. */
-static int lz4_extend(const uint8_t **ip, const uint8_t *iend, size_t *n)
-{
-	uint8_t b;
-
-	do {
-		if (*ip >= iend)
-			return -EINVAL;
-		b = *(*ip)++;
-		if (*n > SIZE_MAX - b)
-			return -EINVAL;
-		*n += b;
-	} while (b == 255);
-	return 0;
-}
-
-/* One LZ4 block (lz4 block format: token, literals, 16-bit offset, match). */
-static int lz4_block(const uint8_t *ip, const uint8_t *iend,
-		     uint8_t *out, size_t out_size, size_t *op)
-{
-	size_t o = *op;
-	int rc = 0;
-
-	while (ip < iend) {
-		uint8_t token = *ip++;
-		size_t lit = token >> 4, mlen = token & 15, off;
-
-		if (lit == 15 && lz4_extend(&ip, iend, &lit)) {
-			rc = -EINVAL;
-			break;
-		}
-		if (lit > (size_t)(iend - ip)) {
-			rc = -EINVAL;
-			break;
-		}
-		if (lit > out_size - o) {
-			rc = -E2BIG;
-			break;
-		}
-		memcpy(out + o, ip, lit);
-		ip += lit;
-		o += lit;
-		if (ip == iend)        /* the last sequence carries no match */
-			break;
-		if (iend - ip < 2) {
-			rc = -EINVAL;
-			break;
-		}
-		off = (size_t)ip[0] | (size_t)ip[1] << 8;
-		ip += 2;
-		if (off == 0 || off > o) {
-			rc = -EINVAL;
-			break;
-		}
-		if (mlen == 15 && lz4_extend(&ip, iend, &mlen)) {
-			rc = -EINVAL;
-			break;
-		}
-		mlen += LZ4_MIN_MATCH;
-		if (mlen > out_size - o) {
-			rc = -E2BIG;
-			break;
-		}
-		if (off >= mlen) {
-			memcpy(out + o, out + o - off, mlen);
-		} else {
-			/* Overlapping match repeats the last off bytes. */
-			for (size_t i = 0; i < mlen; i++)
-				out[o + i] = out[o + i - off];
-		}
-		o += mlen;
-	}
-	*op = o;
-	return rc;
-}
-
 /* Legacy frame: magic, then (le32 compressed size, block)*. The kernel appends
  * its size field after the last block, so the caller passes len without it. */
 static int decode_lz4(const uint8_t *in, size_t len, uint8_t *out, size_t out_size,
@@ -265,6 +189,12 @@ static int decode_lz4(const uint8_t *in, size_t len, uint8_t *out, size_t out_si
 {
 	size_t pos = 4, o = 0;
 	int rc = 0;
+	uint8_t *scratch = malloc(LZ4_LEGACY_BLOCK);
+
+	if (!scratch) {
+		snprintf(err, errlen, "lz4: out of memory");
+		return -ENOMEM;
+	}
 
 	while (pos < len) {
 		uint32_t bsize;
@@ -284,13 +214,31 @@ static int decode_lz4(const uint8_t *in, size_t len, uint8_t *out, size_t out_si
 			rc = -EINVAL;
 			break;
 		}
-		rc = lz4_block(in + pos, in + pos + bsize, out, out_size, &o);
-		if (rc == -EINVAL)
-			snprintf(err, errlen, "lz4: corrupt block at offset %zu", pos - 4);
-		if (rc)
+		/* Legacy-frame blocks are independent LZ4 blocks of at most
+		 * 8 MiB decompressed; decoding into a block-sized scratch buffer
+		 * lets liblz4 bound every write and tells a corrupt block from
+		 * output that exceeds what the caller allows. */
+		if (bsize > LZ4_COMPRESSBOUND(LZ4_LEGACY_BLOCK)) {
+			snprintf(err, errlen, "lz4: block of %u bytes is larger than a legacy block", bsize);
+			rc = -EINVAL;
 			break;
+		}
+		int n = LZ4_decompress_safe((const char *)in + pos, (char *)scratch, (int)bsize,
+					    LZ4_LEGACY_BLOCK);
+		if (n < 0) {
+			snprintf(err, errlen, "lz4: corrupt block at offset %zu", pos - 4);
+			rc = -EINVAL;
+			break;
+		}
+		if ((size_t)n > out_size - o) {
+			rc = -E2BIG;
+			break;
+		}
+		memcpy(out + o, scratch, (size_t)n);
+		o += (size_t)n;
 		pos += bsize;
 	}
+	free(scratch);
 	*produced = o;
 	return rc;
 }

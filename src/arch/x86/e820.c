@@ -1,6 +1,8 @@
 /* The guest's e820 memory map (ACPI 6.x section 15, "System Address Map
  * Interfaces"): low RAM below the EBDA, the reserved EBDA/BIOS area that holds
- * the MP and ACPI tables, RAM from 1 MiB to the MMIO hole, and RAM above 4 GiB. */
+ * the MP and ACPI tables, RAM from 1 MiB to the MMIO hole, the PCI ECAM window
+ * (reserved: Linux ignores an MCFG area the firmware map does not reserve) and
+ * RAM above 4 GiB. */
 #include <errno.h>
 
 #include "arch/x86/e820.h"
@@ -43,6 +45,9 @@ int e820_build(const struct guest_mem *m, struct e820_entry *out, int max)
 		if (rc)
 			goto out;
 	}
+	rc = e820_add(out, max, &n, PCI_ECAM_BASE, PCI_ECAM_SIZE, E820_RESERVED);
+	if (rc)
+		goto out;
 	if (m->high_size) {
 		rc = e820_add(out, max, &n, MEM_HIGH_START, m->high_size, E820_RAM);
 		if (rc)

@@ -24,6 +24,20 @@
 #define ACPI_MAX          0x10000ULL
 #define HIMEM_START       0x100000ULL   /* 1 MiB: kernels load at or above */
 
+/* PCI (bus 0 only). BARs are placed in [PCI_MMIO_BASE, PCI_MMIO_END), the
+ * window the DSDT's host bridge _CRS announces; ECAM follows it (MCFG, e820
+ * reserved, PNP0C02 in the DSDT): 32 devices x 8 functions x 4 KiB. */
+#define PCI_MMIO_BASE     MEM_HOLE_START
+#define PCI_MMIO_END      0xE0000000ULL
+#define PCI_ECAM_BASE     0xE0000000ULL
+#define PCI_ECAM_SIZE     0x100000ULL
+#define PCI_BUS_MIN       0
+#define PCI_BUS_MAX       0
+/* INTx: pin A of slot s raises GSI PCI_INTX_GSI_BASE + s % PCI_INTX_GSIS
+ * (IOAPIC pins 16-23, level-triggered active-low, per the DSDT's _PRT). */
+#define PCI_INTX_GSI_BASE 16
+#define PCI_INTX_GSIS     8
+
 #define IOAPIC_ADDR       0xFEC00000ULL
 #define LAPIC_ADDR        0xFEE00000ULL
 
@@ -37,6 +51,8 @@
 #define PORT_ACPI_PM1A_EVT 0x600        /* PM1a event block, 4 bytes */
 #define PORT_ACPI_PM1A_CNT 0x604        /* PM1a control block, 2 bytes */
 #define ACPI_SCI_IRQ      9
+#define PORT_PCI_CONFIG   0xcf8        /* type 1 address 0xCF8, data 0xCFC-0xCFF */
+#define PORT_PCI_CONFIG_LEN 8
 /* Test/exit port: a 4-byte write of V makes wafer exit with status V & 0xff
  * (guest library's exit; QEMU's isa-debug-exit sits at the same port, where the
  * status is (V << 1) | 1). */

@@ -69,7 +69,8 @@ entry64:
 	mov $__bss_start, %rdi
 	mov $__bss_end, %rcx
 	sub %rdi, %rcx
-	rep stosb
+	shr $3, %rcx                    /* guest.ld 8-aligns both ends */
+	rep stosq
 	mov %esi, %edi
 	call guest_start
 2:	cli

@@ -1,6 +1,11 @@
-/* Guest library: running a function in ring 3.
- *
- * run_user() enters CPL 3 with IRETQ (user code/data selectors, IOPL 3 so the
+/* Guest library: running a function in ring 3 (CPL 3) and getting back to
+ * ring 0 through an INT 0x80 gate (Intel SDM vol. 3 5.8, 6.12). */
+#ifndef GUEST_USER_H
+#define GUEST_USER_H
+
+#include <stdint.h>
+
+/* run_user() enters CPL 3 with IRETQ (user code/data selectors, IOPL 3 so the
  * function may use IN/OUT directly, IF as the caller had it). The function's
  * return value comes back to ring 0 through INT 0x80, a DPL-3 interrupt gate;
  * the gate's handler discards the user frame and returns from run_user() on
@@ -12,10 +17,6 @@
  * Every page is user-accessible (crt0.S sets U in all page-table levels), so
  * the function can call ordinary library code, including printf. BSP only:
  * there is one TSS. Not reentrant. */
-#ifndef GUEST_USER_H
-#define GUEST_USER_H
-
-#include <stdint.h>
 
 #define USER_RETURN_VECTOR 0x80
 
