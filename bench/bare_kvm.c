@@ -33,7 +33,7 @@
 #define PORT_COM1       0x3f8
 #define PORT_COM1_LSR   (PORT_COM1 + 5)
 #define PORT_EXIT       0xf4
-#define DEFAULT_PORT    0x510
+#define DEFAULT_PORT    0x3000
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define HVM_START_MAGIC 0x336ec578u

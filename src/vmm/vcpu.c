@@ -129,7 +129,8 @@ static void vcpu_handle_io(struct vcpu *v)
 		return;
 	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
 		int is_write = run->io.direction == KVM_EXIT_IO_OUT;
-		if (bus_access(&v->vm->pio, run->io.port, data, size, is_write) == -ENOENT)
+		if (bus_access(&v->vm->pio, run->io.port, data, size, is_write) == -ENOENT &&
+		    log_threshold >= LOG_DEBUG)
 			log_ratelimited(&rl, LOG_DEBUG, "vcpu %u: unclaimed port %s 0x%x size %u",
 					v->index, is_write ? "write" : "read", run->io.port, size);
 	}
@@ -144,7 +145,7 @@ static void vcpu_handle_mmio(struct vcpu *v)
 	if (len == 0 || len > sizeof(run->mmio.data))
 		return;
 	if (bus_access(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len,
-		       run->mmio.is_write) == -ENOENT)
+		       run->mmio.is_write) == -ENOENT && log_threshold >= LOG_DEBUG)
 		log_ratelimited(&rl, LOG_DEBUG, "vcpu %u: unclaimed MMIO %s 0x%llx size %u",
 				v->index, run->mmio.is_write ? "write" : "read",
 				(unsigned long long)run->mmio.phys_addr, len);

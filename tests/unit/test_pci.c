@@ -368,10 +368,13 @@ static void test_cap_list(void **state)
 	/* Adding capabilities until config space is full fails cleanly. */
 	uint8_t cap[32] = { 0 }, off;
 	int rc, n = 0;
+	pci_dev_init(&td2.pci, "caps", 0x1234, 0x0002, 0, 0xff0000, 0, 0);
 	while ((rc = pci_cap_add(&td2.pci, PCI_CAP_ID_VNDR, cap, sizeof(cap), &off)) == 0)
 		n++;
 	assert_int_equal(rc, -ENOSPC);
 	assert_true(n >= 5);
+	assert_true(td2.pci.cap_last + 32 <= 256);
+	pthread_mutex_destroy(&td2.pci.lock);
 }
 
 static uint32_t bar2_addr(void)

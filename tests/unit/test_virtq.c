@@ -431,6 +431,22 @@ static void test_push_contents_and_bad_head(void **state)
 	assert_int_equal(*used_idx(f), 1);
 }
 
+static void test_fill_flush_publishes_once(void **state)
+{
+	struct fx *f = *state;
+	/* A mergeable-rx frame over three chains: nothing visible until flush. */
+	assert_int_equal(virtq_fill(&f->q, 0, 3, 1500), 0);
+	assert_int_equal(virtq_fill(&f->q, 1, 4, 1500), 0);
+	assert_int_equal(virtq_fill(&f->q, 2, 5, 100), 0);
+	assert_int_equal(*used_idx(f), 0);
+	assert_int_equal(virtq_fill(&f->q, QSIZE, 1, 0), -EINVAL);   /* offset past the ring */
+	virtq_flush(&f->q, 3);
+	assert_int_equal(*used_idx(f), 3);
+	uint32_t id;
+	memcpy(&id, f->ram + USED_GPA + 4 + 8 * 2, 4);
+	assert_int_equal(id, 5);
+}
+
 static void test_no_interrupt_flag(void **state)
 {
 	struct fx *f = *state;
@@ -556,6 +572,7 @@ int main(void)
 		T(test_indirect_good),
 		T(test_index_wraparound),
 		T(test_push_contents_and_bad_head),
+		T(test_fill_flush_publishes_once),
 		T(test_no_interrupt_flag),
 		T(test_event_idx_notify),
 		T(test_event_idx_avail_event),

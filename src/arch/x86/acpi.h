@@ -1,6 +1,7 @@
 /* ACPI tables for the guest: RSDP, XSDT, FADT (hardware-reduced off: PM1a
- * event/control blocks at fixed ports), FACS, DSDT (\_S5, COM1), MADT (LAPIC
- * or x2APIC per vCPU, IOAPIC, ISA overrides). ACPI 6.x, checksums valid. */
+ * event/control blocks at fixed ports), FACS, DSDT (\_S5, COM1, PCI host
+ * bridge + _PRT, ECAM motherboard resource), MADT (LAPIC or x2APIC per vCPU,
+ * IOAPIC, ISA overrides), MCFG (PCI ECAM). ACPI 6.x, checksums valid. */
 #ifndef WAFER_ARCH_X86_ACPI_H
 #define WAFER_ARCH_X86_ACPI_H
 
@@ -12,7 +13,7 @@
  * powers the VM off on a write of SLP_EN with this SLP_TYP. */
 #define ACPI_SLP_TYP_S5 5
 
-/* A table a later subsystem (e.g. MCFG for PCI ECAM) hands to acpi_build:
+/* A table a later subsystem hands to acpi_build (at most 13):
  * body is everything after the 36-byte common header, which acpi_build
  * fills in (length, OEM ids, checksum) before listing the table in the XSDT. */
 struct acpi_table {

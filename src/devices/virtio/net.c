@@ -138,15 +138,20 @@ static void net_push(struct net_dev *n, unsigned qi, uint16_t head, uint32_t len
 		virtio_dev_needs_reset(&n->vdev, "used ring not usable");
 }
 
-/* ---- transmit (5.1.6.2) ---- */
-
-static void net_tx_error(struct net_dev *n, const char *why)
+/* A bad frame (guest's on tx, unexpected on rx) is dropped and counted; the
+ * queue goes on. */
+static void net_frame_error(struct net_dev *n, bool tx, const char *why)
 {
-	n->st.tx_errors++;
+	if (tx)
+		n->st.tx_errors++;
+	else
+		n->st.rx_errors++;
 	n->vdev.stat_errors++;
-	log_ratelimited(&n->vdev.rl, LOG_WARN, "virtio-net %s: tx frame dropped: %s",
-			n->ifname, why);
+	log_ratelimited(&n->vdev.rl, LOG_WARN, "virtio-net %s: %s frame dropped: %s",
+			n->ifname, tx ? "tx" : "rx", why);
 }
+
+/* ---- transmit (5.1.6.2) ---- */
 
 /* Check the driver's header against the negotiated features and build the
  * copy the tap gets, so the tap never sees fields the guest can still change
@@ -222,13 +227,13 @@ static int net_tx_one(struct net_dev *n, const struct virtq_elem *e)
 	ssize_t w;
 
 	if (e->out_len < NET_HDR_LEN) {
-		net_tx_error(n, "chain shorter than the virtio-net header");
+		net_frame_error(n, true, "chain shorter than the virtio-net header");
 		return 1;
 	}
 	frame_len = e->out_len - NET_HDR_LEN;
 	virtq_iov_to_buf(e->iov, e->out_num, 0, &in, sizeof(in));
 	if (net_tx_check(n, &in, frame_len, &hdr, &why)) {
-		net_tx_error(n, why);
+		net_frame_error(n, true, why);
 		return 1;
 	}
 	if (!n->link_up) {
@@ -299,14 +304,6 @@ static void net_tx_process(struct net_dev *n)
 
 /* ---- receive (5.1.6.3, 5.1.6.4) ---- */
 
-static void net_rx_error(struct net_dev *n, const char *why)
-{
-	n->st.rx_errors++;
-	n->vdev.stat_errors++;
-	log_ratelimited(&n->vdev.rl, LOG_WARN, "virtio-net %s: rx frame dropped: %s",
-			n->ifname, why);
-}
-
 /* The kernel only produces what TUNSETOFFLOAD allowed, but a frame queued
  * before the driver renegotiated may not fit: drop what the driver did not
  * agree to take. */
@@ -357,12 +354,12 @@ static int net_rx_read(struct net_dev *n)
 	if (r <= 0)
 		return 0;
 	if (r < NET_HDR_LEN + NET_FRAME_MIN || r > NET_HDR_LEN + NET_FRAME_MAX) {
-		net_rx_error(n, "frame size out of range");
+		net_frame_error(n, false, "frame size out of range");
 		return -1;
 	}
 	memcpy(&h, n->rx_buf, sizeof(h));
 	if (net_rx_fix_header(n, &h)) {
-		net_rx_error(n, "offload the driver did not negotiate");
+		net_frame_error(n, false, "offload the driver did not negotiate");
 		return -1;
 	}
 	h.num_buffers = 0; /* set once the chains are known */
@@ -416,7 +413,7 @@ static int net_rx_place(struct net_dev *n)
 				 * packets) rather than wait forever. */
 				for (unsigned i = 0; i < n->rx_nused; i++)
 					net_push(n, RXQ, n->rx_used[i].head, 0);
-				net_rx_error(n, "rx buffers too small for the frame");
+				net_frame_error(n, false, "rx buffers too small for the frame");
 				n->rx_len = n->rx_nused = 0;
 				n->rx_have_first = false;
 				return 1;
@@ -440,9 +437,16 @@ static int net_rx_place(struct net_dev *n)
 	nb = htole16((uint16_t)n->rx_nused);
 	virtq_buf_to_iov(first->iov + first->out_num, first->in_num,
 			 offsetof(struct net_hdr, num_buffers), &nb, sizeof(nb));
-	/* In ring order, so the driver finds the rest right after the first. */
-	for (unsigned i = 0; i < n->rx_nused; i++)
-		net_push(n, RXQ, n->rx_used[i].head, n->rx_used[i].len);
+	/* In ring order, so the driver finds the rest right after the first,
+	 * and published with one index update: a driver polling the ring must
+	 * never see the first buffer of a frame without the others. */
+	for (unsigned i = 0; i < n->rx_nused; i++) {
+		if (virtq_fill(q, i, n->rx_used[i].head, n->rx_used[i].len) < 0) {
+			virtio_dev_needs_reset(&n->vdev, "used ring not usable");
+			return 0;
+		}
+	}
+	virtq_flush(q, n->rx_nused);
 	net_rx_done(n, n->rx_len - NET_HDR_LEN);
 	return 1;
 }

@@ -26,7 +26,9 @@ struct virtio_net_stats {
 };
 
 /* Open the tap cfg->ifname and build the device. The tap fd is watched on
- * loop (edge-triggered). NULL with one line in err on failure. */
+ * loop (edge-triggered). NULL with one line in err on failure. The device's
+ * destroy op must run after the loop has stopped: a handler already running
+ * on the loop thread would otherwise touch freed state. */
 struct virtio_dev *virtio_net_create(const struct guest_mem *mem, struct eventloop *loop,
 				     const struct net_config *cfg, char *err, size_t errlen);
 /* Same with an already-open fd that the device then owns: a tap with a vnet

@@ -249,20 +249,35 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e, const char **why)
 	return 1;
 }
 
-int virtq_push(struct virtq *q, uint16_t head, uint32_t len)
+int virtq_fill(struct virtq *q, unsigned offset, uint16_t head, uint32_t len)
 {
 	uint8_t *used = q->mem && q->size ? used_base(q) : NULL;
-	if (!used || head >= q->size)
+	if (!used || head >= q->size || offset >= q->size)
 		return -EINVAL;
-	uint8_t *elem = used + 4 + 8ull * (q->used_idx & (q->size - 1));
+	uint8_t *elem = used + 4 + 8ull * ((uint16_t)(q->used_idx + offset) & (q->size - 1));
 	uint32_t id32 = head;
 	memcpy(elem, &id32, 4);
 	memcpy(elem + 4, &len, 4);
-	q->used_idx++;
-	/* Release: the element (and the data written into the buffers) become
+	return 0;
+}
+
+void virtq_flush(struct virtq *q, unsigned count)
+{
+	uint8_t *used = q->mem && q->size ? used_base(q) : NULL;
+	if (!used)
+		return;
+	q->used_idx = (uint16_t)(q->used_idx + count);
+	/* Release: the elements (and the data written into the buffers) become
 	 * visible before the driver can see the new index. */
 	__atomic_store_n((uint16_t *)(used + 2), q->used_idx, __ATOMIC_RELEASE);
-	return 0;
+}
+
+int virtq_push(struct virtq *q, uint16_t head, uint32_t len)
+{
+	int rc = virtq_fill(q, 0, head, len);
+	if (rc == 0)
+		virtq_flush(q, 1);
+	return rc;
 }
 
 /* vring_need_event from 2.7.10: did used_idx move past event since old? */

@@ -48,6 +48,10 @@ void virtq_reset(struct virtq *q);
 int virtq_pop(struct virtq *q, struct virtq_elem *e, const char **why);
 /* Return a chain with len bytes written into its in-segments. */
 int virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/* Several chains that form one unit (a mergeable-rx frame) become visible to
+ * the driver together: fill used slots used_idx + offset, then flush count. */
+int virtq_fill(struct virtq *q, unsigned offset, uint16_t head, uint32_t len);
+void virtq_flush(struct virtq *q, unsigned count);
 /* Should the device interrupt the driver now? (EVENT_IDX used_event or
  * VRING_AVAIL_F_NO_INTERRUPT.) Updates signalled_used when it says yes. */
 bool virtq_need_notify(struct virtq *q);

@@ -1,0 +1,126 @@
+/* The real control-API HTTP server and router in front of a fake VMM, for
+ * tests/integration/api.sh (no KVM needed). Serves until SIGTERM/SIGINT.
+ * Usage: api_testserver SOCKET [--config FILE]
+ * Env: FAKE_START_ERROR=text makes InstanceStart fail with that reason. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+
+struct fake_vmm {
+	unsigned vcpus;
+	uint64_t pauses, resumes;
+	struct timespec started;
+};
+
+static int fake_start(void *o, const struct api_config *cfg, char *err, size_t errlen)
+{
+	struct fake_vmm *f = o;
+	const char *fail = getenv("FAKE_START_ERROR");
+
+	if (fail && *fail) {
+		snprintf(err, errlen, "%s", fail);
+		return -EINVAL;
+	}
+	f->vcpus = cfg->machine.vcpu_count;
+	clock_gettime(CLOCK_MONOTONIC, &f->started);
+	return 0;
+}
+
+static int fake_pause(void *o, char *err, size_t errlen)
+{
+	(void)err, (void)errlen;
+	((struct fake_vmm *)o)->pauses++;
+	return 0;
+}
+
+static int fake_resume(void *o, char *err, size_t errlen)
+{
+	(void)err, (void)errlen;
+	((struct fake_vmm *)o)->resumes++;
+	return 0;
+}
+
+static int fake_noop(void *o, char *err, size_t errlen)
+{
+	(void)o, (void)err, (void)errlen;
+	return 0;
+}
+
+static int fake_metrics(void *o, struct api_metrics *m)
+{
+	struct fake_vmm *f = o;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	m->uptime_ms = (uint64_t)(now.tv_sec - f->started.tv_sec) * 1000 +
+		       (uint64_t)((now.tv_nsec - f->started.tv_nsec) / 1000000);
+	m->nvcpus = f->vcpus < m->vcpu_cap ? f->vcpus : m->vcpu_cap;
+	for (unsigned v = 0; v < m->nvcpus; v++)
+		m->vcpu_exits[v][API_EXIT_HLT] = f->pauses + f->resumes;
+	m->ndevices = 1;
+	snprintf(m->devices[0].device, sizeof(m->devices[0].device), "serial0");
+	snprintf(m->devices[0].kind, sizeof(m->devices[0].kind), "serial");
+	snprintf(m->devices[0].name, sizeof(m->devices[0].name), "tx_bytes");
+	m->devices[0].value = 42;
+	return 0;
+}
+
+static const struct api_controller_ops fake_ops = {
+	.start = fake_start, .pause = fake_pause, .resume = fake_resume,
+	.send_ctrl_alt_del = fake_noop, .flush_metrics = fake_noop, .get_metrics = fake_metrics,
+};
+
+int main(int argc, char **argv)
+{
+	struct fake_vmm vmm = { 0 };
+	struct api_controller ctrl = { &fake_ops, &vmm };
+	struct api_router *router = NULL;
+	struct api_server *server = NULL;
+	struct api_config *cfg = NULL;
+	char err[API_ERR_MAX];
+	sigset_t sigs;
+	int sig, status = 1;
+
+	if (argc != 2 && !(argc == 4 && !strcmp(argv[2], "--config"))) {
+		fprintf(stderr, "usage: api_testserver SOCKET [--config FILE]\n");
+		return 2;
+	}
+	/* Blocked before MHD's thread exists, so only sigwait sees them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (api_router_create(&router, &ctrl, "testserver")) {
+		fprintf(stderr, "api_testserver: router: out of memory\n");
+		goto out;
+	}
+	if (argc == 4) {
+		cfg = malloc(sizeof(*cfg));
+		if (!cfg || api_config_load_file(argv[3], cfg, err, sizeof(err)) ||
+		    api_router_start_with(router, cfg, err, sizeof(err))) {
+			fprintf(stderr, "api_testserver: %s\n", cfg ? err : "out of memory");
+			goto out;
+		}
+	}
+	if (api_server_start(&server, argv[1], router, err, sizeof(err))) {
+		fprintf(stderr, "api_testserver: %s\n", err);
+		goto out;
+	}
+	printf("listening on %s\n", argv[1]);
+	fflush(stdout);
+	if (sigwait(&sigs, &sig) == 0)
+		status = 0;
+out:
+	api_server_stop(server);
+	api_router_destroy(router);
+	free(cfg);
+	return status;
+}
