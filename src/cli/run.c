@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "vmm/log.h"
@@ -30,6 +31,14 @@ static const char run_usage[] =
 "                        (default: host; see docs/cpu-templates.md)\n"
 "  --pvh                 enter an ELF kernel with both a PVH note and a 64-bit\n"
 "                        entry through PVH (default: Linux 64-bit boot protocol)\n"
+"  --disk PATH[,ro][,id=NAME][,serial=S]\n"
+"                        virtio-blk disk backed by a raw file or block device\n"
+"                        (repeatable, up to 16; locked while wafer runs)\n"
+"  --net tap=IFNAME[,mac=MAC][,id=NAME]\n"
+"                        virtio-net on a host tap (repeatable, up to 8); without\n"
+"                        mac= the MAC is derived from --name and the id\n"
+"  --rng, --no-rng       virtio-rng fed from getrandom() (default: on)\n"
+"  --name NAME           VM name (default: wafer-PID)\n"
 "  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
 "  -h, --help            show this help\n"
 "\n"
@@ -44,7 +53,7 @@ static const char run_usage[] =
 "  WAFER_KVM_DEVICE      KVM device node to open (default: /dev/kvm)\n";
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMPLATE,
-       OPT_PVH, OPT_LOG_LEVEL };
+       OPT_PVH, OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_NO_RNG, OPT_NAME };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -55,11 +64,145 @@ static const struct option run_options[] = {
 	{ "cpu-template", required_argument, NULL, OPT_TEMPLATE },
 	{ "pvh", no_argument, NULL, OPT_PVH },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "no-rng", no_argument, NULL, OPT_NO_RNG },
+	{ "name", required_argument, NULL, OPT_NAME },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
-static int run_parse(int argc, char **argv, struct vm_config *cfg)
+/* Strings the parsed config points into (option values split in place). */
+struct run_strings {
+	char *buf[2 * VM_MAX_DISKS + 2 * VM_MAX_NETS + 1];
+	unsigned n;
+};
+
+static char *run_keep(struct run_strings *rs, char *p)
+{
+	if (!p || rs->n == sizeof(rs->buf) / sizeof(rs->buf[0])) {
+		free(p);
+		return NULL;
+	}
+	rs->buf[rs->n++] = p;
+	return p;
+}
+
+static void run_strings_free(struct run_strings *rs)
+{
+	for (unsigned i = 0; i < rs->n; i++)
+		free(rs->buf[i]);
+	rs->n = 0;
+}
+
+/* "PATH[,ro][,id=NAME][,serial=S]" */
+static int run_parse_disk(const char *arg, struct vm_config *cfg, struct run_strings *rs)
+{
+	char *s, *tok, *save = NULL;
+	struct blk_config *d;
+
+	if (cfg->ndisks == VM_MAX_DISKS) {
+		log_error("--disk %s: at most %d disks", arg, VM_MAX_DISKS);
+		return -1;
+	}
+	s = run_keep(rs, strdup(arg));
+	if (!s)
+		return -1;
+	d = &cfg->disks[cfg->ndisks];
+	*d = (struct blk_config){ 0 };
+	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!d->path)
+			d->path = tok;
+		else if (!strcmp(tok, "ro"))
+			d->read_only = true;
+		else if (!strncmp(tok, "id=", 3) && tok[3])
+			d->id = tok + 3;
+		else if (!strncmp(tok, "serial=", 7))
+			d->serial = tok + 7;
+		else {
+			log_error("--disk %s: unknown option '%s' (expected ro, id=NAME, serial=S)", arg, tok);
+			return -1;
+		}
+	}
+	if (!d->path || !*d->path) {
+		log_error("--disk %s: missing PATH", arg);
+		return -1;
+	}
+	if (d->serial && strlen(d->serial) > 20) {
+		log_error("--disk %s: serial longer than 20 bytes", arg);
+		return -1;
+	}
+	if (!d->id) {
+		char id[16];
+		snprintf(id, sizeof(id), "disk%u", cfg->ndisks);
+		d->id = run_keep(rs, strdup(id));
+		if (!d->id)
+			return -1;
+	}
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		if (!strcmp(cfg->disks[i].id, d->id)) {
+			log_error("--disk %s: id '%s' used twice", arg, d->id);
+			return -1;
+		}
+	}
+	cfg->ndisks++;
+	return 0;
+}
+
+/* "tap=IFNAME[,mac=MAC][,id=NAME]" */
+static int run_parse_net(const char *arg, struct vm_config *cfg, struct run_strings *rs)
+{
+	char *s, *tok, *save = NULL;
+	struct net_config *n;
+
+	if (cfg->nnets == VM_MAX_NETS) {
+		log_error("--net %s: at most %d interfaces", arg, VM_MAX_NETS);
+		return -1;
+	}
+	s = run_keep(rs, strdup(arg));
+	if (!s)
+		return -1;
+	n = &cfg->nets[cfg->nnets];
+	*n = (struct net_config){ 0 };
+	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "tap=", 4) && tok[4]) {
+			n->ifname = tok + 4;
+		} else if (!strncmp(tok, "mac=", 4)) {
+			if (net_mac_parse(tok + 4, n->mac)) {
+				log_error("--net %s: bad MAC '%s' (need a unicast aa:bb:cc:dd:ee:ff)", arg, tok + 4);
+				return -1;
+			}
+			n->has_mac = true;
+		} else if (!strncmp(tok, "id=", 3) && tok[3]) {
+			n->id = tok + 3;
+		} else {
+			log_error("--net %s: unknown option '%s' (expected tap=IFNAME, mac=MAC, id=NAME)", arg, tok);
+			return -1;
+		}
+	}
+	if (!n->ifname) {
+		log_error("--net %s: missing tap=IFNAME", arg);
+		return -1;
+	}
+	if (!n->id) {
+		char id[16];
+		snprintf(id, sizeof(id), "net%u", cfg->nnets);
+		n->id = run_keep(rs, strdup(id));
+		if (!n->id)
+			return -1;
+	}
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		if (!strcmp(cfg->nets[i].id, n->id)) {
+			log_error("--net %s: id '%s' used twice", arg, n->id);
+			return -1;
+		}
+	}
+	cfg->nnets++;
+	return 0;
+}
+
+static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_strings *rs)
 {
 	uint64_t v;
 	int opt, rc;
@@ -70,6 +213,7 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg)
 		.kvm_path = getenv("WAFER_KVM_DEVICE") ? getenv("WAFER_KVM_DEVICE") : "/dev/kvm",
 		.ncpus = 1,
 		.mem_size = 512ull << 20,
+		.rng = 1,
 	};
 	optind = 1;
 	opterr = 0;
@@ -80,6 +224,23 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg)
 		case OPT_CMDLINE: cfg->cmdline = optarg; break;
 		case OPT_TEMPLATE: cfg->cpu_template = optarg; break;
 		case OPT_PVH: cfg->prefer_pvh = 1; break;
+		case OPT_RNG: cfg->rng = 1; break;
+		case OPT_NO_RNG: cfg->rng = 0; break;
+		case OPT_DISK:
+			if (run_parse_disk(optarg, cfg, rs))
+				return -1;
+			break;
+		case OPT_NET:
+			if (run_parse_net(optarg, cfg, rs))
+				return -1;
+			break;
+		case OPT_NAME:
+			if (!*optarg || strlen(optarg) > 64 || strchr(optarg, '/')) {
+				log_error("--name %s: must be 1-64 characters without '/'", optarg);
+				return -1;
+			}
+			cfg->name = optarg;
+			break;
 		case OPT_CPUS:
 			rc = parse_uint(optarg, 1, RUN_MAX_VCPUS, &v);
 			if (rc == -ERANGE) {
@@ -129,19 +290,31 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg)
 		log_error("--kernel: required (see wafer run --help)");
 		return -1;
 	}
+	if (!cfg->name) {
+		char name[32];
+		snprintf(name, sizeof(name), "wafer-%d", (int)getpid());
+		cfg->name = run_keep(rs, strdup(name));
+		if (!cfg->name)
+			return -1;
+	}
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		cfg->nets[i].vm_name = cfg->name;
 	return 0;
 }
 
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
+	struct run_strings rs = { .n = 0 };
 	struct vm vm;
 	sigset_t sigs;
 	int status;
 
-	int rc = run_parse(argc, argv, &cfg);
-	if (rc)
+	int rc = run_parse(argc, argv, &cfg, &rs);
+	if (rc) {
+		run_strings_free(&rs);
 		return rc > 0 ? 0 : WAFER_EXIT_ERROR;
+	}
 
 	/* The console thread takes these through a signalfd; every thread
 	 * created from here on inherits the mask. */
@@ -157,5 +330,6 @@ int cmd_run(int argc, char **argv)
 	else
 		status = WAFER_EXIT_ERROR;
 	vm_destroy(&vm);
+	run_strings_free(&rs);
 	return status;
 }

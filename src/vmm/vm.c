@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "arch/x86/layout.h"
+#include "devices/virtio/pci.h"
+#include "devices/virtio/rng.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
 #include "vmm/vcpu.h"
@@ -160,6 +162,56 @@ fail:
 	return rc;
 }
 
+/* Open every virtio device's backend (disk files, taps) so bad paths, locked
+ * disks and missing taps are reported before KVM or the guest is touched. */
+static int vm_open_virtio(struct vm *vm)
+{
+	const struct vm_config *cfg = &vm->cfg;
+	char err[256];
+	struct virtio_dev *d;
+
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		d = virtio_blk_create(&vm->mem, &vm->io, &cfg->disks[i], err, sizeof(err));
+		if (!d) {
+			log_error("--disk %s", err);
+			return -EINVAL;
+		}
+		vm->virtio[vm->nvirtio++] = d;
+	}
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		d = virtio_net_create(&vm->mem, &vm->io, &cfg->nets[i], err, sizeof(err));
+		if (!d) {
+			log_error("--net %s", err);
+			return -EINVAL;
+		}
+		vm->virtio[vm->nvirtio++] = d;
+	}
+	if (cfg->rng) {
+		d = virtio_rng_create(&vm->mem, err, sizeof(err));
+		if (!d) {
+			log_error("--rng: %s", err);
+			return -EINVAL;
+		}
+		vm->virtio[vm->nvirtio++] = d;
+	}
+	return 0;
+}
+
+static int vm_attach_virtio(struct vm *vm)
+{
+	char err[256];
+
+	for (; vm->nvirtio_attached < vm->nvirtio; vm->nvirtio_attached++) {
+		struct virtio_dev *d = vm->virtio[vm->nvirtio_attached];
+		int rc = virtio_pci_add(vm, d, err, sizeof(err));
+		if (rc) {
+			log_error("%s: cannot attach to PCI: %s", d->ops->name, err);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static uint64_t vm_host_ram(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
@@ -221,6 +273,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	if (vm->plan.fallback_reason)
 		log_info("%s: %s; the guest decompresses itself", cfg->kernel, vm->plan.fallback_reason);
+	rc = eventloop_init(&vm->io);
+	if (rc) {
+		log_error("I/O event loop: %s", strerror(-rc));
+		goto out;
+	}
+	vm->io_ready = 1;
+	rc = vm_open_virtio(vm);
+	if (rc)
+		goto out;
 
 	/* Everything the user gave us is valid; now KVM. */
 	rc = vm_open_kvm(vm);
@@ -239,12 +300,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		log_error("eventfd: %s", strerror(errno));
 		goto out;
 	}
-	rc = eventloop_init(&vm->io);
-	if (rc) {
-		log_error("I/O event loop: %s", strerror(-rc));
-		goto out;
-	}
-	vm->io_ready = 1;
 	for (const struct device_desc *const *d = __start_wafer_devices; d < __stop_wafer_devices; d++) {
 		rc = (*d)->create(vm);
 		if (rc) {
@@ -252,6 +307,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			goto out;
 		}
 	}
+	rc = vm_attach_virtio(vm);
+	if (rc)
+		goto out;
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		rc = -ENOMEM;
@@ -354,6 +412,11 @@ void vm_destroy(struct vm *vm)
 	/* No handler may run while devices go away. */
 	if (vm->io_ready)
 		eventloop_stop(&vm->io);
+	/* Devices the transport never adopted are still ours. */
+	for (unsigned i = vm->nvirtio_attached; i < vm->nvirtio; i++)
+		if (vm->virtio[i]->ops->destroy)
+			vm->virtio[i]->ops->destroy(vm->virtio[i]);
+	vm->nvirtio = vm->nvirtio_attached = 0;
 	size_t ndev = (size_t)(__stop_wafer_devices - __start_wafer_devices);
 	for (size_t i = ndev; i-- > 0;)
 		if (__start_wafer_devices[i]->destroy)

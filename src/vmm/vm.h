@@ -9,6 +9,8 @@
 
 #include "arch/x86/boot.h"
 #include "arch/x86/cpuid.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 #include "vmm/bus.h"
 #include "vmm/eventloop.h"
 #include "vmm/irq.h"
@@ -35,7 +37,12 @@ enum vm_stop_reason {
 #define WAFER_EXIT_REBOOT  3
 #define WAFER_EXIT_USER    4
 
+#define VM_MAX_DISKS 16
+#define VM_MAX_NETS  8
+#define VM_MAX_VIRTIO (VM_MAX_DISKS + VM_MAX_NETS + 1)
+
 struct vm_config {
+	const char *name;          /* VM name (logs, generated MACs) */
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;
@@ -44,6 +51,11 @@ struct vm_config {
 	unsigned ncpus;
 	uint64_t mem_size;
 	int prefer_pvh;
+	struct blk_config disks[VM_MAX_DISKS];
+	unsigned ndisks;
+	struct net_config nets[VM_MAX_NETS];
+	unsigned nnets;
+	int rng;                   /* virtio-rng (default on) */
 };
 
 struct vm {
@@ -62,6 +74,10 @@ struct vm {
 	struct pci_bus *pci;            /* bus 0, created by devices/pci.c */
 	struct eventloop io;            /* I/O thread: ioeventfds, backends */
 	int io_ready;                   /* io initialised */
+	/* virtio devices: opened (backends checked) before KVM, attached to
+	 * PCI once the VM exists; owned by the transport from then on. */
+	struct virtio_dev *virtio[VM_MAX_VIRTIO];
+	unsigned nvirtio, nvirtio_attached;
 
 	pthread_mutex_t stop_lock;
 	_Atomic int stop_reason;        /* enum vm_stop_reason */

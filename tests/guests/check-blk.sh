@@ -4,7 +4,8 @@
 # guest's report of sector 0, then the pattern it left in sector 1.
 #
 # usage: check-blk.sh VIRTIO_BLK.elf
-# Environment: QEMU (passed through to run-qemu.sh).
+# Environment: QEMU (passed through to run-qemu.sh); WAFER=path boots the
+# guest under wafer (--disk) instead of QEMU, with the same checks.
 set -u
 
 die() { echo "check-blk: $*" >&2; exit 2; }
@@ -39,16 +40,25 @@ truncate -s 1M "$img" || die "cannot create $img"
 fnv=$(sector0_fnv)
 first=$(dd if="$img" bs=16 count=1 status=none | od -An -v -tx1 | tr -d ' \n')
 
-"$here/run-qemu.sh" --timeout 60 --expect-status 0 \
-	--expect-output "blk capacity 2048 sectors" \
-	--expect-output "blk sector0 fnv1a=$fnv first=$first" \
-	--expect-output "blk write+readback ok" \
-	--expect-output "blk serial \"$serial\"" \
-	--expect-output "blk ok" \
-	"$guest" \
-	-drive "if=none,id=d0,file=$img,format=raw" \
-	-device "virtio-blk-pci,drive=d0,disable-legacy=on,serial=$serial"
-rc=$?
+expect=("blk capacity 2048 sectors" "blk sector0 fnv1a=$fnv first=$first"
+	"blk write+readback ok" "blk serial \"$serial\"" "blk ok")
+if [[ -n ${WAFER:-} ]]; then
+	timeout 120 "$WAFER" run --kernel "$guest" --memory 64M --no-rng \
+		--disk "$img,serial=$serial" </dev/null >"$work/out" 2>"$work/err"
+	rc=$?
+	[[ $rc == 0 ]] || { echo "check-blk: FAIL: wafer exited $rc" >&2; cat "$work/err" >&2; }
+	for e in "${expect[@]}"; do
+		grep -qF -- "$e" "$work/out" || { echo "check-blk: FAIL: no '$e' in the guest output" >&2; rc=1; }
+	done
+else
+	args=()
+	for e in "${expect[@]}"; do args+=(--expect-output "$e"); done
+	"$here/run-qemu.sh" --timeout 60 --expect-status 0 "${args[@]}" \
+		"$guest" \
+		-drive "if=none,id=d0,file=$img,format=raw" \
+		-device "virtio-blk-pci,drive=d0,disable-legacy=on,serial=$serial"
+	rc=$?
+fi
 
 # Sector 1 must hold 32 records "WAFER-BLK-TEST" + two hex digits 00..1f.
 want=$work/want

@@ -120,6 +120,34 @@ template-unknown) expect_error 1 -- '--cpu-template .*nosuch' run --kernel "$(gu
 template-bad-json)
 	echo '{"name": "x", "rules": [{"leaf": "0x1", "register": "exx"}]' >"$T/t.json"
 	expect_error 1 -- "--cpu-template .*$T/t.json" run --kernel "$(guest hello)" --cpu-template "$T/t.json" ;;
+# ---- devices ---------------------------------------------------------------
+disk-missing)    expect_error 1 -- "--disk $T/nope.img: No such file" run --kernel "$(guest hello)" --disk "$T/nope.img" ;;
+disk-dir)        expect_error 1 -- "--disk $T: .*directory" run --kernel "$(guest hello)" --disk "$T" ;;
+disk-bad-option) truncate -s 1M "$T/d.img"
+	expect_error 1 -- "--disk $T/d.img,fast: unknown option 'fast'" run --kernel "$(guest hello)" --disk "$T/d.img,fast" ;;
+disk-locked)
+	# Another holder of the disk's lock (as a second wafer would be) must be
+	# detected before the guest starts, and the image left untouched.
+	command -v flock >/dev/null || skip "flock not installed"
+	head -c 1048576 /dev/urandom >"$T/d.img"; sum=$(md5sum <"$T/d.img")
+	flock -x "$T/d.img" sleep 30 & holder=$!
+	sleep 0.5
+	expect_error 1 -- "--disk $T/d.img: .*locked" run --kernel "$(guest hello)" --disk "$T/d.img"
+	kill $holder 2>/dev/null; wait $holder 2>/dev/null
+	[ "$(md5sum <"$T/d.img")" = "$sum" ] || fail "disk image changed" ;;
+disk-twice)      truncate -s 1M "$T/d.img"
+	expect_error 1 -- "--disk .*: id 'x' used twice" run --kernel "$(guest hello)" --disk "$T/d.img,id=x" --disk "$T/d.img,id=x" ;;
+net-bad-mac)     expect_error 1 -- "--net tap=t0,mac=zz: bad MAC" run --kernel "$(guest hello)" --net tap=t0,mac=zz ;;
+net-no-tap)      expect_error 1 -- "--net tap=t0,speed=9: unknown option" run --kernel "$(guest hello)" --net tap=t0,speed=9 ;;
+net-tap-denied)
+	[ "$(id -u)" = 0 ] || skip "needs root to drop to an unprivileged uid"
+	command -v setpriv >/dev/null || skip "setpriv not installed"
+	cp "$(guest hello)" "$T/k"; chmod 755 "$T"; chmod 644 "$T/k"
+	setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+		"$WAFER" run --kernel "$T/k" --net tap=wafertest9 >"$T/out" 2>"$T/err" </dev/null; rc=$?
+	[ $rc -eq 1 ] || fail "exit $rc"
+	grep -qE -- "--net .*wafertest9.*(ip tuntap add|/dev/net/tun)" "$T/err" || fail "no hint on what to do" ;;
+name-bad)        expect_error 1 -- "--name a/b: must be" run --kernel "$(guest hello)" --name a/b ;;
 # ---- KVM device -----------------------------------------------------------
 kvm-absent)
 	WAFER_KVM_DEVICE=/nonexistent/kvm expect_error 1 '/nonexistent/kvm: not present' run --kernel "$(guest hello)" ;;
@@ -166,6 +194,24 @@ boot-cpuid-json)
 boot-cpuid-topology)
 	need_kvm; expect_guest 0 'apic=0 logical=4 hypervisor=1' run --kernel "$(guest cpuid)" --cpus 4 --memory 64M ;;
 boot-kvmclock) need_kvm; expect_guest 0 'kvmclock ok' run --kernel "$(guest kvmclock)" --memory 64M ;;
+boot-virtio-rng) need_kvm; expect_guest 0 'rng ok 64 bytes' run --kernel "$(guest virtio_rng)" --memory 64M ;;
+boot-virtio-blk)
+	need_kvm
+	WAFER="$WAFER" bash "$(dirname "$0")/../guests/check-blk.sh" "$(guest virtio_blk)" || fail "virtio-blk round trip" ;;
+boot-virtio-net)
+	need_kvm
+	[ "$(id -u)" = 0 ] || skip "needs root for a tap in a network namespace"
+	# The guest ARPs for the host end of the tap, which the host kernel answers.
+	ns=wafer-it-$$
+	ip netns add "$ns" || skip "cannot create a network namespace"
+	trap 'ip netns del "$ns" 2>/dev/null; rm -rf "$T"' EXIT
+	ip -n "$ns" tuntap add wtap0 mode tap || fail "cannot create the tap"
+	ip -n "$ns" addr add 192.168.77.1/24 dev wtap0 && ip -n "$ns" link set wtap0 up
+	TIMEOUT=60 ip netns exec "$ns" timeout 60 "$WAFER" run --kernel "$(guest virtio_net)" --memory 64M \
+		--net tap=wtap0,mac=52:54:00:12:34:56 --cmdline "src_ip=0xc0a84d02 dst_ip=0xc0a84d01" \
+		</dev/null >"$T/out" 2>"$T/err"; rc=$?
+	[ $rc -eq 0 ] || fail "exit status $rc"
+	grep -q 'net rx ok' "$T/out" || fail "no ARP reply received" ;;
 boot-highmem)  need_kvm; expect_guest 0 'hello from wafer guest' run --kernel "$(guest hello)" --memory 5G ;;
 *) echo "unknown case $CASE"; exit 1 ;;
 esac
