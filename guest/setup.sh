@@ -14,10 +14,11 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 say() { echo "setup: $*"; }
 die() { echo "setup: $*" >&2; exit 1; }
 
-# qemu-system-x86 is only for the side-by-side tests and benchmarks.
-packages=(meson ninja-build pkg-config gcc libcmocka-dev libjson-c-dev liburing-dev
+# qemu-system-x86 is only for the side-by-side tests and benchmarks;
+# e2fsprogs and iproute2 for the Linux lane's disk image and tap (--devices).
+packages=(meson ninja-build curl pkg-config gcc libcmocka-dev libjson-c-dev liburing-dev
 	libseccomp-dev libmicrohttpd-dev zlib1g-dev liblzma-dev libzstd-dev liblz4-dev
-	busybox-static cpio qemu-system-x86)
+	busybox-static cpio qemu-system-x86 e2fsprogs iproute2)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then

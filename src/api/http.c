@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,6 +23,8 @@
 #define HTTP_MAX_CONNECTIONS  256
 #define HTTP_IDLE_TIMEOUT_S   60     /* an idle keep-alive client is dropped after this */
 #define HTTP_BACKLOG          128
+#define HTTP_DRAIN_MAX        (16u << 20)   /* oversized bodies up to this are read and dropped */
+#define TOO_LARGE_MSG         "Request body larger than 65536 bytes."
 
 struct api_server {
 	struct MHD_Daemon *daemon;
@@ -36,6 +39,7 @@ struct http_request {
 	char *body;
 	size_t len, cap;
 	bool too_large;
+	size_t drained;   /* bytes of an oversized body read and dropped */
 };
 
 static enum MHD_Result http_queue(struct MHD_Connection *conn, struct api_response *r)
@@ -81,38 +85,45 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 
 	(void)version;
 	if (!rq) {
-		/* Headers are in, the body is not: refuse an announced oversized body
-		 * now, before the client sends it (no 100 Continue goes out). */
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
 		*con_cls = rq;
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl) {
-			char *end;
-			errno = 0;
-			unsigned long long n = strtoull(cl, &end, 10);
-			if (errno || end == cl || n > API_BODY_MAX) {
-				rq->too_large = true;
-				return http_fault(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-						  "Request body larger than 65536 bytes.");
-			}
-		}
+		if (!cl)
+			return MHD_YES;
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(cl, &end, 10);
+		bool unreadable = errno || end == cl || n > HTTP_DRAIN_MAX;
+		if (!unreadable && n <= API_BODY_MAX)
+			return MHD_YES;
+		rq->too_large = true;
+		/* Answering before the body arrives makes MHD close the connection,
+		 * and a client still sending sees EPIPE instead of our 413. So
+		 * refuse early only a client that waits for "100 Continue" (it then
+		 * sends nothing) or a body not worth reading; others are drained. */
+		const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+								 MHD_HTTP_HEADER_EXPECT);
+		if ((expect && !strcasecmp(expect, "100-continue")) || unreadable)
+			return http_fault(conn, MHD_HTTP_CONTENT_TOO_LARGE, TOO_LARGE_MSG);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
-		if (rq->too_large)
-			return MHD_YES;
-		if (n > API_BODY_MAX - rq->len) {
-			/* Chunked body past the cap: drop it, keep reading, answer 413. */
+		if (!rq->too_large && n > API_BODY_MAX - rq->len) {
 			rq->too_large = true;
+			rq->drained = rq->len;
 			free(rq->body);
 			rq->body = NULL;
 			rq->len = rq->cap = 0;
-			return MHD_YES;
+		}
+		if (rq->too_large) {
+			rq->drained += n;
+			/* Past this, stop reading: drop the connection. */
+			return rq->drained > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
 		}
 		if (rq->len + n + 1 > rq->cap) {
 			size_t cap = rq->cap ? rq->cap : 1024;
@@ -130,8 +141,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		return MHD_YES;
 	}
 	if (rq->too_large)
-		return http_fault(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-				  "Request body larger than 65536 bytes.");
+		return http_fault(conn, MHD_HTTP_CONTENT_TOO_LARGE, TOO_LARGE_MSG);
 
 	struct api_response r;
 	api_router_handle(s->router, method, url, rq->body, rq->len, &r);
@@ -263,18 +273,18 @@ static int http_listen(struct api_server *s, const char *path, int *out_fd, char
 	 * umask), so setting it before bind leaves no window where it is 0777. */
 	if (fchmod(fd, 0600) || bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", sa.sun_path, strerror(-rc));
 		goto out;
 	}
 	if (stat(path, &st) || ((st.st_mode & 0777) != 0600 && chmod(path, 0600))) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", sa.sun_path, strerror(-rc));
 		unlink(path);
 		goto out;
 	}
 	if (listen(fd, HTTP_BACKLOG)) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: listen: %s", path, strerror(-rc));
+		snprintf(err, errlen, "%s: listen: %s", sa.sun_path, strerror(-rc));
 		unlink(path);
 		goto out;
 	}

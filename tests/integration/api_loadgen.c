@@ -102,8 +102,11 @@ static int read_response(int fd, char *buf, size_t cap)
 static void *client_run(void *arg)
 {
 	static const char get[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-	static const char patch[] = "PATCH /vm HTTP/1.1\r\nHost: localhost\r\n"
-		"Content-Type: application/json\r\nContent-Length: 20\r\n\r\n{\"state\":\"Resumed\"}";
+	static const char body[] = "{\"state\":\"Resumed\"}";
+	char patch[256];
+	snprintf(patch, sizeof(patch), "PATCH /vm HTTP/1.1\r\nHost: localhost\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		 sizeof(body) - 1, body);
 	struct client *c = arg;
 	char buf[8192];
 	int fd = dial(c->path);
@@ -112,7 +115,7 @@ static void *client_run(void *arg)
 		bool is_get = i % 2 == 0;
 		double t0 = now_us();
 		if (fd < 0 || send_all(fd, is_get ? get : patch, is_get ? sizeof(get) - 1 :
-				       sizeof(patch) - 1)) {
+				       strlen(patch))) {
 			c->failures++;
 			c->lat_us[i] = 0;
 			continue;

@@ -2,11 +2,19 @@
 # The Linux lane: boot Debian's cloud kernel with wafer's default initramfs on
 # 2 vCPUs and the baseline CPU template; pass on the guest's marker line
 # (WAFER-LINUX-OK kernel=<kver> cpus=2) followed by a clean exit of wafer.
+# With --devices the guest also gets an ext4 disk, a tap in a private network
+# namespace and an RNG, and Linux's own virtio drivers must use all three
+# (guest side: tests/linux/overlay/etc/wafer-test.d/virtio-*).
 #
-# Usage: tests/linux/run.sh [--qemu] [WAFER_BIN]
+# Usage: tests/linux/run.sh [--qemu] [--devices] [WAFER_BIN]
 #   WAFER_BIN               wafer binary (default: $WAFER_BIN or build/wafer)
 #   --qemu                  boot under qemu-system-x86_64 -accel tcg instead of
 #                           wafer: checks the guest side where /dev/kvm is absent
+#   --devices               add virtio-blk, virtio-net and virtio-rng; the guest
+#                           checks a host file's sha256, writes files, pings the
+#                           host; the host then reads the image with debugfs and
+#                           checks the namespace's ICMP and tap counters. Needs
+#                           root (network namespace) and e2fsprogs.
 # Environment:
 #   WAFER_LINUX_TIMEOUT     seconds before the boot counts as hung (default 3600)
 #   WAFER_LINUX_PROGRESS    seconds between progress lines (default 30)
@@ -14,21 +22,24 @@
 #   WAFER_LINUX_MEMORY      guest memory (default 512M)
 #   WAFER_LINUX_CMDLINE     kernel command line (default: guest/defaults.sh)
 #   WAFER_LINUX_MODULES     modules for the initramfs (default: build-initramfs.sh's)
-#   WAFER_GUEST_DIR         where the initramfs and boot log go
+#   WAFER_GUEST_DIR         where the initramfs, boot log and disk image go
 #                           (default: <dir of WAFER_BIN>/guest)
 #   WAFER_CACHE, WAFER_KERNEL_DIR  kernel cache (see guest/defaults.sh)
-# Exit: 0 pass, 1 fail, 77 skip (no usable /dev/kvm), as meson expects.
+# Exit: 0 pass, 1 fail, 77 skip (no usable /dev/kvm; --devices: not root),
+# as meson expects.
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
 . "$src/guest/defaults.sh"
 
 mode=wafer
+devices=0
 wafer=${WAFER_BIN:-}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--qemu) mode=qemu ;;
-	-*) echo "usage: $0 [--qemu] [WAFER_BIN]" >&2; exit 1 ;;
+	--devices) devices=1 ;;
+	-*) echo "usage: $0 [--qemu] [--devices] [WAFER_BIN]" >&2; exit 1 ;;
 	*) wafer=$1 ;;
 	esac
 	shift
@@ -43,6 +54,17 @@ cmdline=${WAFER_LINUX_CMDLINE:-$WAFER_DEFAULT_CMDLINE}
 
 fail() { echo "linux: FAIL: $*"; exit 1; }
 log() { echo "linux: $*"; }
+
+# Runs on every exit, including a meson timeout's SIGTERM: a VMM left behind
+# would hold the tap, the disk image and a CPU.
+pid='' netns=''
+# shellcheck disable=SC2317  # reached through the trap
+cleanup() {
+	[ -z "$pid" ] || kill "$pid" 2>/dev/null
+	[ -z "$netns" ] || ip netns del "$netns" 2>/dev/null
+}
+trap cleanup EXIT
+trap 'fail "interrupted"' INT TERM
 
 if [ $mode = wafer ]; then
 	# Checked before any download: without KVM nothing here can pass.
@@ -61,16 +83,29 @@ else
 	guestdir=${WAFER_GUEST_DIR:-$src/build/guest}
 fi
 mkdir -p "$guestdir" || fail "cannot create $guestdir"
+if [ $devices = 1 ]; then
+	. "$src/tests/linux/devices.sh"
+	devices_preflight
+fi
 
 "$src/guest/fetch-kernel.sh" "$WAFER_KERNEL_DIR" || fail "fetching the kernel failed"
 kver=$(cat "$WAFER_KERNEL_DIR/kver")
 initrd=$guestdir/initramfs.cpio.gz
 modargs=()
 [ -z "${WAFER_LINUX_MODULES:-}" ] || modargs=(--modules "$WAFER_LINUX_MODULES")
+if [ $devices = 1 ]; then
+	initrd=$guestdir/initramfs-devices.cpio.gz
+	modargs+=(--overlay "$src/tests/linux/overlay")
+fi
 "$src/guest/build-initramfs.sh" "$WAFER_KERNEL_DIR" "$initrd" "${modargs[@]}" ||
 	fail "building the initramfs failed"
 
 bootlog=$guestdir/linux-boot.$mode.log
+devargs=() prefix=()
+if [ $devices = 1 ]; then
+	bootlog=$guestdir/linux-boot.$mode-devices.log
+	devices_setup  # sets cmdline additions, devargs and prefix
+fi
 if [ $mode = wafer ]; then
 	cmd=("$wafer" run --kernel "$WAFER_KERNEL_DIR/vmlinuz" --initrd "$initrd"
 		--cmdline "$cmdline" --cpus "$cpus" --memory "$memory" --cpu-template baseline)
@@ -78,6 +113,7 @@ else
 	cmd=(qemu-system-x86_64 -accel tcg -m "$memory" -smp "$cpus" -nographic -no-reboot
 		-kernel "$WAFER_KERNEL_DIR/vmlinuz" -initrd "$initrd" -append "$cmdline")
 fi
+cmd=("${prefix[@]}" "${cmd[@]}" "${devargs[@]}")
 log "booting: ${cmd[*]}"
 log "console log: $bootlog (timeout ${timeout_s}s)"
 
@@ -111,6 +147,7 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 wait "$pid"
 rc=$?
+pid=''
 elapsed=$(( $(date +%s) - start ))
 
 show_tail() {
@@ -143,5 +180,10 @@ if [ $rc -ne 0 ]; then
 fi
 tr -d '\r' < "$bootlog" | grep -a '^wafer-init: ' | sed 's/^/linux: guest: /'
 log "$marker"
+if [ $devices = 1 ]; then
+	devices_check
+	log "PASS: booted $kver on $cpus vCPUs, used virtio-blk, virtio-net and virtio-rng, and powered off in ${elapsed}s ($mode)"
+	exit 0
+fi
 log "PASS: booted $kver on $cpus vCPUs and powered off in ${elapsed}s ($mode)"
 exit 0
