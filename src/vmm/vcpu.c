@@ -182,8 +182,12 @@ static void *vcpu_thread(void *arg)
 	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				if (atomic_load(&vm->stop_reason) == VM_RUNNING)
-					v->run->immediate_exit = 0;
+				/* Kicked: every exit is complete here, so this is
+				 * the safe point to park for a pause. Re-arm first:
+				 * a kick that lands after this store sets the flag
+				 * again, one before it is seen by the park check. */
+				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				vm_vcpu_maybe_park(vm);
 				continue;
 			}
 			char detail[128];

@@ -229,6 +229,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = vm->stop_eventfd = -1;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->stop_lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	atomic_store(&vm->stop_reason, VM_RUNNING);
 
 	if (cfg->mem_size < MEM_MIN_SIZE) {
@@ -342,8 +344,79 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status, const c
 		}
 		for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
 			vcpu_kick(&vm->vcpus[i]);
+		/* Parked vCPUs and waiting pausers must see the stop. */
+		pthread_mutex_lock(&vm->pause_lock);
+		pthread_cond_broadcast(&vm->pause_cond);
+		pthread_mutex_unlock(&vm->pause_lock);
 	}
 	pthread_mutex_unlock(&vm->stop_lock);
+}
+
+static unsigned vm_started_vcpus(struct vm *vm)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
+		n += vm->vcpus[i].started != 0;
+	return n;
+}
+
+int vm_pause(struct vm *vm)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	if (atomic_load(&vm->stop_reason) != VM_RUNNING) {
+		rc = -ESRCH;
+	} else if (vm->pause_requested) {
+		rc = -EALREADY;
+	} else {
+		vm->pause_requested = 1;
+		for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+		while (vm->paused_vcpus < vm_started_vcpus(vm) &&
+		       atomic_load(&vm->stop_reason) == VM_RUNNING)
+			pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+		if (atomic_load(&vm->stop_reason) != VM_RUNNING)
+			rc = -ESRCH;
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return rc;
+}
+
+int vm_resume(struct vm *vm)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	if (!vm->pause_requested) {
+		rc = -EALREADY;
+	} else {
+		vm->pause_requested = 0;
+		pthread_cond_broadcast(&vm->pause_cond);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return rc;
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	bool p = vm->pause_requested != 0;
+	pthread_mutex_unlock(&vm->pause_lock);
+	return p;
+}
+
+void vm_vcpu_maybe_park(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	if (vm->pause_requested && atomic_load(&vm->stop_reason) == VM_RUNNING) {
+		vm->paused_vcpus++;
+		pthread_cond_broadcast(&vm->pause_cond);
+		while (vm->pause_requested && atomic_load(&vm->stop_reason) == VM_RUNNING)
+			pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+		vm->paused_vcpus--;
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 int vm_set_irq(struct vm *vm, unsigned gsi, int level)
@@ -438,4 +511,6 @@ void vm_destroy(struct vm *vm)
 	vm->stop_eventfd = vm->vm_fd = vm->kvm_fd = -1;
 	gmem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->stop_lock);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
 }

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arch/x86/boot.h"
@@ -79,6 +80,13 @@ struct vm {
 	struct virtio_dev *virtio[VM_MAX_VIRTIO];
 	unsigned nvirtio, nvirtio_attached;
 
+	/* Pause: vCPUs park at a safe point (outside KVM_RUN, all exits
+	 * completed) until resumed or stopped. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	int pause_requested;
+	unsigned paused_vcpus;
+
 	pthread_mutex_t stop_lock;
 	_Atomic int stop_reason;        /* enum vm_stop_reason */
 	int exit_status;                /* for VM_STOP_EXIT_PORT */
@@ -106,6 +114,16 @@ void vm_destroy(struct vm *vm);
 
 /* Any thread: stop the VM (first reason wins) and kick every vCPU out of KVM_RUN. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status, const char *detail);
+/* Park every vCPU outside KVM_RUN and return once all are parked (or the VM
+ * stopped); resume lets them go on exactly where they were. 0, -EALREADY
+ * (already paused / not paused) or -ESRCH (VM not running). */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+/* Called by a vCPU thread when KVM_RUN was interrupted: parks if a pause is
+ * pending. */
+void vm_vcpu_maybe_park(struct vm *vm);
+
 /* Assert/deassert an ISA/GSI interrupt line on the in-kernel irqchip. */
 int vm_set_irq(struct vm *vm, unsigned gsi, int level);
 

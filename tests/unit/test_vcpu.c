@@ -31,6 +31,8 @@ static struct {
 	struct kvm_vcpu_events events;
 	int set_events_calls;
 	struct kvm_run *run;
+	int spin;          /* KVM_RUN blocks until kicked */
+	unsigned runs;     /* KVM_RUN calls */
 } kvm;
 
 int __real_ioctl(int fd, unsigned long req, ...);
@@ -45,7 +47,16 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 
 	switch (req) {
 	case KVM_RUN:
-		if (kvm.run->immediate_exit) {
+		__atomic_add_fetch(&kvm.runs, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&kvm.run->immediate_exit, __ATOMIC_SEQ_CST)) {
+			errno = EINTR;
+			return -1;
+		}
+		if (kvm.spin) {
+			/* A guest that never exits on its own: only a kick ends
+			 * this KVM_RUN, as with real KVM. */
+			while (!__atomic_load_n(&kvm.run->immediate_exit, __ATOMIC_SEQ_CST))
+				usleep(100);
 			errno = EINTR;
 			return -1;
 		}
@@ -177,6 +188,8 @@ static void run_script(exit_fn *steps, unsigned n, uint64_t rip)
 	vm.stop_eventfd = -1;
 	vm.run_mmap_size = 4096;
 	pthread_mutex_init(&vm.stop_lock, NULL);
+	pthread_mutex_init(&vm.pause_lock, NULL);
+	pthread_cond_init(&vm.pause_cond, NULL);
 	assert_int_equal(bus_register(&vm.pio, 0x80, 4, &dev_ops, NULL, "test"), 0);
 	dev.vm = &vm;
 
@@ -197,6 +210,8 @@ static void finish(void)
 	free(vm.vcpus);
 	vm.vcpus = NULL;
 	pthread_mutex_destroy(&vm.stop_lock);
+	pthread_mutex_destroy(&vm.pause_lock);
+	pthread_cond_destroy(&vm.pause_cond);
 }
 
 static void test_pio_dispatch(void **state)
@@ -267,6 +282,57 @@ static void test_triple_fault(void **state)
 	finish();
 }
 
+static void test_pause_resume_stop(void **state)
+{
+	(void)state;
+	struct vcpu *v;
+
+	memset(&kvm, 0, sizeof(kvm));
+	memset(&vm, 0, sizeof(vm));
+	kvm.spin = 1;
+	gmem_init(&vm.mem, ram, sizeof(ram));
+	vm.ncpus = 1;
+	vm.stop_eventfd = -1;
+	vm.run_mmap_size = 4096;
+	pthread_mutex_init(&vm.stop_lock, NULL);
+	pthread_mutex_init(&vm.pause_lock, NULL);
+	pthread_cond_init(&vm.pause_cond, NULL);
+	v = calloc(1, sizeof(*v));
+	vm.vcpus = v;
+	v->vm = &vm;
+	v->fd = open("/dev/null", O_RDONLY);
+	v->run = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	kvm.run = v->run;
+	vcpu_signals_init();
+	assert_int_equal(vcpu_start(v), 0);
+	usleep(2000);
+
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(vm_pause(&vm), 0);
+		assert_true(vm_is_paused(&vm));
+		assert_int_equal(vm.paused_vcpus, 1);
+		assert_int_equal(vm_pause(&vm), -EALREADY);
+		unsigned runs = __atomic_load_n(&kvm.runs, __ATOMIC_SEQ_CST);
+		usleep(5000);
+		/* parked: not re-entering KVM_RUN */
+		assert_int_equal(__atomic_load_n(&kvm.runs, __ATOMIC_SEQ_CST), runs);
+		assert_int_equal(vm_resume(&vm), 0);
+		assert_int_equal(vm_resume(&vm), -EALREADY);
+		usleep(2000);
+		assert_true(__atomic_load_n(&kvm.runs, __ATOMIC_SEQ_CST) > runs); /* running again */
+	}
+	/* stop while paused: the parked vCPU leaves */
+	assert_int_equal(vm_pause(&vm), 0);
+	vm_request_stop(&vm, VM_STOP_USER, 0, "test");
+	vcpu_destroy(v);
+	assert_int_equal(vm_pause(&vm), -ESRCH);
+	free(vm.vcpus);
+	vm.vcpus = NULL;
+	pthread_mutex_destroy(&vm.stop_lock);
+	pthread_mutex_destroy(&vm.pause_lock);
+	pthread_cond_destroy(&vm.pause_cond);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_int3_fixup),
 		cmocka_unit_test(test_unresolvable_emulation_failure),
 		cmocka_unit_test(test_triple_fault),
+		cmocka_unit_test(test_pause_resume_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
