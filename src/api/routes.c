@@ -606,11 +606,13 @@ void api_router_handle(struct api_router *r, const char *method, const char *pat
 			break;
 		}
 	}
+	/* Firecracker answers both with 400 Bad Request; clients rely on it. */
 	if (!rt) {
 		if (path_known)
-			reply_fault(resp, 405, "Method %.16s is not allowed on %.200s", method, path);
+			reply_fault(resp, 400, "Invalid request method: %.16s is not allowed on %.200s",
+				    method, path);
 		else
-			reply_fault(resp, 404, "No resource at %.200s", path);
+			reply_fault(resp, 400, "Invalid request path: no resource at %.200s", path);
 		return;
 	}
 	if (id && !api_id_valid(id)) {

@@ -9,6 +9,18 @@
 
 enum log_level log_threshold = LOG_WARN;
 
+static __thread char last_error[1024];
+
+const char *log_last_error(void)
+{
+	return last_error;
+}
+
+void log_clear_last_error(void)
+{
+	last_error[0] = '\0';
+}
+
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 int log_level_parse(const char *s, enum log_level *out)
@@ -30,6 +42,8 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	if (lvl == LOG_ERROR)
+		snprintf(last_error, sizeof(last_error), "%s", line + n);
 	size_t len = strlen(line);
 	/* One write per line so lines from several threads do not interleave. */
 	if (len == 0 || line[len - 1] != '\n')

@@ -11,6 +11,10 @@ extern enum log_level log_threshold;
 
 int log_level_parse(const char *s, enum log_level *out);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The last error line logged by this thread (without the "wafer: " prefix),
+ * so an API request can return the same message the CLI would print. */
+const char *log_last_error(void);
+void log_clear_last_error(void);
 
 /* At most `burst` messages per second per call site; the rest are counted and
  * reported with the next message that gets through. */

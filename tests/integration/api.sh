@@ -104,8 +104,8 @@ expect 204 '' PUT /drives/rootfs \
 expect 204 '' PUT /network-interfaces/eth0 '{"iface_id":"eth0","host_dev_name":"tap0","guest_mac":"02:fc:00:00:00:05"}'
 expect 204 '' PUT /entropy '{}'
 expect 204 '' PUT /metrics "{\"metrics_path\":\"$T/metrics.json\"}"
-expect 404 'No resource' GET /nope
-expect 405 'not allowed' DELETE /machine-config
+expect 400 'no resource' GET /nope
+expect 400 'not allowed' DELETE /machine-config
 expect 200 '"drive_id":"rootfs"' GET /vm/config
 
 # --- oversized bodies: announced (refused before it is sent) and chunked

@@ -224,12 +224,12 @@ static void test_unknown(void **state)
 {
 	struct ctx *c = *state;
 
-	expect_fault(c, "GET", "/nope", NULL, 404, "No resource at /nope");
-	expect_fault(c, "GET", "/machine-config/", NULL, 404, "No resource");
-	expect_fault(c, "PUT", "/drives/", "{}", 404, "No resource");
-	expect_fault(c, "PUT", "/drives/a/b", "{}", 404, "No resource");
-	expect_fault(c, "DELETE", "/machine-config", NULL, 405, "DELETE is not allowed");
-	expect_fault(c, "POST", "/actions", "{}", 405, "not allowed");
+	expect_fault(c, "GET", "/nope", NULL, 400, "no resource at /nope");
+	expect_fault(c, "GET", "/machine-config/", NULL, 400, "no resource");
+	expect_fault(c, "PUT", "/drives/", "{}", 400, "no resource");
+	expect_fault(c, "PUT", "/drives/a/b", "{}", 400, "no resource");
+	expect_fault(c, "DELETE", "/machine-config", NULL, 400, "DELETE is not allowed");
+	expect_fault(c, "POST", "/actions", "{}", 400, "not allowed");
 	expect_fault(c, "PUT", "/drives/a b", "{}", 400, "in the path (1..64 of letters");
 	assert_int_equal(c->fake.starts, 0);
 }
