@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "cli/cli.h"
+#include "cli/control.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
 #include "vmm/vm.h"
@@ -39,6 +41,18 @@ static const char run_usage[] =
 "                        mac= the MAC is derived from --name and the id\n"
 "  --rng, --no-rng       virtio-rng fed from getrandom() (default: on)\n"
 "  --name NAME           VM name (default: wafer-PID)\n"
+"\n"
+"Control (Firecracker-compatible REST API on a unix socket, mode 0600):\n"
+"  --api-sock PATH       API socket (default: $XDG_RUNTIME_DIR/wafer/NAME/api.sock,\n"
+"                        or /run/wafer/NAME/api.sock as root)\n"
+"  --no-api              no API socket\n"
+"  --api-only            start no guest: wait for configuration and InstanceStart\n"
+"                        on the API (--kernel not needed)\n"
+"  --config FILE         configuration in Firecracker's --config-file JSON shape\n"
+"  --on-poweroff P, --on-reboot P, --on-crash P\n"
+"                        destroy (exit), restart (boot again) or preserve (keep\n"
+"                        the stopped VM until signalled), as in xl.cfg; default\n"
+"                        destroy for all three\n"
 "  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
 "  -h, --help            show this help\n"
 "\n"
@@ -53,7 +67,9 @@ static const char run_usage[] =
 "  WAFER_KVM_DEVICE      KVM device node to open (default: /dev/kvm)\n";
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMPLATE,
-       OPT_PVH, OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_NO_RNG, OPT_NAME };
+       OPT_PVH, OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_NO_RNG, OPT_NAME,
+       OPT_API_SOCK, OPT_NO_API, OPT_API_ONLY, OPT_CONFIG, OPT_ON_POWEROFF, OPT_ON_REBOOT,
+       OPT_ON_CRASH };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -69,6 +85,13 @@ static const struct option run_options[] = {
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "no-rng", no_argument, NULL, OPT_NO_RNG },
 	{ "name", required_argument, NULL, OPT_NAME },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "no-api", no_argument, NULL, OPT_NO_API },
+	{ "api-only", no_argument, NULL, OPT_API_ONLY },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "on-poweroff", required_argument, NULL, OPT_ON_POWEROFF },
+	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
+	{ "on-crash", required_argument, NULL, OPT_ON_CRASH },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -202,7 +225,24 @@ static int run_parse_net(const char *arg, struct vm_config *cfg, struct run_stri
 	return 0;
 }
 
-static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_strings *rs)
+struct run_opts {
+	const char *api_sock;
+	bool no_api, api_only;
+	const char *config;
+	enum run_policy on_poweroff, on_reboot, on_crash;
+};
+
+static int run_parse_policy(const char *flag, const char *arg, enum run_policy *out)
+{
+	if (run_policy_parse(arg, out)) {
+		log_error("--%s %s: expected destroy, restart or preserve", flag, arg);
+		return -1;
+	}
+	return 0;
+}
+
+static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_strings *rs,
+		     struct run_opts *o)
 {
 	uint64_t v;
 	int opt, rc;
@@ -232,6 +272,22 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			break;
 		case OPT_NET:
 			if (run_parse_net(optarg, cfg, rs))
+				return -1;
+			break;
+		case OPT_API_SOCK: o->api_sock = optarg; break;
+		case OPT_NO_API: o->no_api = true; break;
+		case OPT_API_ONLY: o->api_only = true; break;
+		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_ON_POWEROFF:
+			if (run_parse_policy("on-poweroff", optarg, &o->on_poweroff))
+				return -1;
+			break;
+		case OPT_ON_REBOOT:
+			if (run_parse_policy("on-reboot", optarg, &o->on_reboot))
+				return -1;
+			break;
+		case OPT_ON_CRASH:
+			if (run_parse_policy("on-crash", optarg, &o->on_crash))
 				return -1;
 			break;
 		case OPT_NAME:
@@ -286,7 +342,16 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 		log_error("%s: unexpected argument (see wafer run --help)", argv[optind]);
 		return -1;
 	}
-	if (!cfg->kernel) {
+	if (o->api_only && o->no_api) {
+		log_error("--api-only: needs the API (drop --no-api)");
+		return -1;
+	}
+	if (o->config && (cfg->kernel || o->api_only)) {
+		log_error("--config %s: the file gives the whole configuration (drop %s)", o->config,
+			  cfg->kernel ? "--kernel" : "--api-only");
+		return -1;
+	}
+	if (!cfg->kernel && !o->api_only && !o->config) {
 		log_error("--kernel: required (see wafer run --help)");
 		return -1;
 	}
@@ -306,18 +371,23 @@ int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
 	struct run_strings rs = { .n = 0 };
-	struct vm vm;
+	struct run_opts o = { .on_poweroff = POLICY_DESTROY };
+	struct run_ctl *ctl = NULL;
+	struct api_router *router = NULL;
+	struct api_server *server = NULL;
+	struct api_config *acfg = NULL;
+	char path[API_PATH_MAX], err[API_ERR_MAX];
 	sigset_t sigs;
-	int status;
+	int status = WAFER_EXIT_ERROR;
 
-	int rc = run_parse(argc, argv, &cfg, &rs);
+	int rc = run_parse(argc, argv, &cfg, &rs, &o);
 	if (rc) {
 		run_strings_free(&rs);
 		return rc > 0 ? 0 : WAFER_EXIT_ERROR;
 	}
 
-	/* The console thread takes these through a signalfd; every thread
-	 * created from here on inherits the mask. */
+	/* The console and the controller take these through signalfds; every
+	 * thread created from here on inherits the mask. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
@@ -325,11 +395,62 @@ int cmd_run(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (vm_create(&vm, &cfg) == 0)
-		status = vm_run(&vm);
-	else
-		status = WAFER_EXIT_ERROR;
-	vm_destroy(&vm);
+	ctl = calloc(1, sizeof(*ctl));
+	acfg = calloc(1, sizeof(*acfg));
+	if (!ctl || !acfg || run_ctl_init(ctl, &cfg, !o.api_only && !o.config)) {
+		log_error("out of memory");
+		goto out;
+	}
+	ctl->on_poweroff = o.on_poweroff;
+	ctl->on_reboot = o.on_reboot;
+	ctl->on_crash = o.on_crash;
+	struct api_controller api_ctl = { &run_ctl_ops, ctl };
+	if (api_router_create(&router, &api_ctl, cfg.name)) {
+		log_error("out of memory");
+		goto out;
+	}
+
+	if (o.config) {
+		if (api_config_load_file(o.config, acfg, err, sizeof(err))) {
+			log_error("--config %s", err);
+			goto out;
+		}
+	} else if (!o.api_only) {
+		run_ctl_describe(&cfg, acfg);
+	}
+	/* Build the VM before the socket appears, so bad input fails fast with
+	 * nothing left behind; --api-only waits for InstanceStart instead. */
+	log_clear_last_error();
+	if (!o.api_only && api_router_start_with(router, acfg, err, sizeof(err))) {
+		if (!log_last_error()[0])  /* vm_create prints its own reasons */
+			log_error("%s%s%s", o.config ? o.config : "", o.config ? ": " : "", err);
+		goto out;
+	}
+
+	if (!o.no_api) {
+		if (o.api_sock) {
+			snprintf(path, sizeof(path), "%s", o.api_sock);
+		} else if (api_socket_default_path(cfg.name, path, sizeof(path))) {
+			log_error("--name %s: no default API socket path; use --api-sock or --no-api", cfg.name);
+			goto out;
+		}
+		if (api_server_start(&server, path, router, err, sizeof(err))) {
+			log_error("--api-sock %s", err);
+			goto out;
+		}
+		log_info("API socket: %s", path);
+	}
+	status = run_ctl_main(ctl);
+out:
+	if (server)
+		api_server_stop(server);
+	if (router)
+		api_router_destroy(router);
+	if (ctl) {
+		run_ctl_destroy(ctl);
+		free(ctl);
+	}
+	free(acfg);
 	run_strings_free(&rs);
 	return status;
 }

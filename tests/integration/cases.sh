@@ -60,6 +60,38 @@ expect_guest() {
 
 hello=${GUESTS:+$GUESTS/hello.elf}
 
+# api METHOD PATH [BODY]: one request on $SOCK; sets $code and $body.
+api() {
+	local out
+	out=$(curl -s --max-time 10 --unix-socket "$SOCK" -X "$1" "http://localhost$2" \
+		${3:+-H 'Content-Type: application/json' -d "$3"} -w '\n%{http_code}')
+	code=${out##*$'\n'}
+	body=${out%$'\n'*}
+}
+expect_api() {  # STATUS PATTERN METHOD PATH [BODY]
+	local want=$1 pat=$2; shift 2
+	api "$@"
+	[ "$code" = "$want" ] || fail "$1 $2: HTTP $code, expected $want ($body)"
+	[ -z "$pat" ] || echo "$body" | grep -qE -- "$pat" || fail "$1 $2: body '$body' does not match '$pat'"
+}
+# start_api ARGS...: wafer run --api-only in the background on $SOCK.
+start_api() {
+	SOCK=$T/api.sock
+	"$WAFER" run --api-sock "$SOCK" "$@" </dev/null >"$T/out" 2>"$T/err" &
+	WPID=$!
+	for _ in $(seq 100); do [ -S "$SOCK" ] && return 0; sleep 0.05; done
+	fail "API socket $SOCK did not appear"
+}
+wait_wafer() {  # wait for the background wafer (bounded); sets rc
+	for _ in $(seq 600); do kill -0 "$WPID" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$WPID" 2>/dev/null && { kill -9 "$WPID"; fail "wafer did not exit"; }
+	wait "$WPID"; rc=$?
+}
+wait_output() {  # PATTERN: wait until the guest printed it
+	for _ in $(seq 300); do grep -q -- "$1" "$T/out" && return 0; sleep 0.1; done
+	fail "guest never printed '$1'"
+}
+
 case "$CASE" in
 # ---- command line, help, version -------------------------------------
 help)
@@ -148,6 +180,95 @@ net-tap-denied)
 	[ $rc -eq 1 ] || fail "exit $rc"
 	grep -qE -- "--net .*wafertest9.*(ip tuntap add|/dev/net/tun)" "$T/err" || fail "no hint on what to do" ;;
 name-bad)        expect_error 1 -- "--name a/b: must be" run --kernel "$(guest hello)" --name a/b ;;
+# ---- API (Firecracker-compatible) -------------------------------------------
+api-prestart)
+	# Pre-boot configuration and the state machine; InstanceStart fails
+	# cleanly where KVM is missing, and the VMM stays up for a retry.
+	command -v curl >/dev/null || skip "curl not installed"
+	WAFER_KVM_DEVICE=/nonexistent/kvm start_api --api-only --name itest
+	[ "$(stat -c %a "$SOCK")" = 600 ] || fail "socket mode $(stat -c %a "$SOCK"), expected 600"
+	expect_api 200 '"state":"Not started"' GET /
+	expect_api 200 '"vcpu_count":1' GET /machine-config
+	expect_api 204 '' PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 128}'
+	expect_api 400 'fault_message' PUT /machine-config '{"vcpu_count": 0, "mem_size_mib": 128}'
+	expect_api 400 'fault_message' PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 128, "bogus": 1}'
+	expect_api 400 'fault_message' PUT /boot-source '{"kernel_image_path": "/nonexistent"}'
+	expect_api 400 'fault_message' PUT /boot-source '{"kernel_image_path": '
+	expect_api 400 'boot source' PUT /actions '{"action_type": "InstanceStart"}'
+	expect_api 204 '' PUT /boot-source "{\"kernel_image_path\": \"$(guest hello)\"}"
+	expect_api 400 'not supported before starting' PATCH /vm '{"state": "Paused"}'
+	expect_api 400 '/nonexistent/kvm: not present' PUT /actions '{"action_type": "InstanceStart"}'
+	expect_api 200 '"state":"Not started"' GET /
+	expect_api 400 'no resource' GET /nope
+	expect_api 200 'wafer_vm_state' GET /metrics
+	kill -TERM "$WPID"; wait_wafer
+	[ $rc -eq 4 ] || fail "exit status $rc after SIGTERM, expected 4"
+	[ ! -e "$SOCK" ] || fail "socket left behind"
+	grep -q Sanitizer "$T/err" && fail "sanitizer report" ;;
+api-default-socket)
+	[ "$(id -u)" = 0 ] || skip "the default path for non-root users depends on XDG_RUNTIME_DIR"
+	name=itest-$$
+	"$WAFER" run --api-only --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
+	SOCK=/run/wafer/$name/api.sock
+	for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+	[ -S "$SOCK" ] || fail "no socket at $SOCK"
+	expect_api 200 "\"id\":\"$name\"" GET /
+	kill -TERM "$WPID"; wait_wafer
+	[ ! -e "$SOCK" ] || fail "socket left behind" ;;
+api-socket-busy)
+	start_api --api-only --name one
+	"$WAFER" run --api-only --api-sock "$SOCK" --name two </dev/null >"$T/out2" 2>"$T/err2"; rc2=$?
+	[ $rc2 -eq 1 ] || fail "second wafer on a live socket exited $rc2"
+	grep -q -- "--api-sock" "$T/err2" || fail "no message naming --api-sock"
+	expect_api 200 '"id":"one"' GET /
+	kill -TERM "$WPID"; wait_wafer ;;
+config-bad)
+	echo '{"boot-source": {"kernel_image_path": 1}}' >"$T/vm.json"
+	expect_error 1 -- "--config $T/vm.json" run --config "$T/vm.json" --no-api ;;
+config-with-kernel)
+	echo '{}' >"$T/vm.json"
+	expect_error 1 -- "--config $T/vm.json: the file gives the whole configuration" run --config "$T/vm.json" --kernel x ;;
+policy-bad)      expect_error 1 -- '--on-crash reboot: expected destroy, restart or preserve' run --kernel x --on-crash reboot ;;
+api-flow)
+	# Firecracker's getting-started flow with curl, on the keyboard guest:
+	# configure, start, read the serial console, pause, resume, Ctrl-Alt-Del.
+	need_kvm; command -v curl >/dev/null || skip "curl not installed"
+	start_api --api-only --name flow
+	expect_api 204 '' PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 64}'
+	expect_api 204 '' PUT /boot-source "{\"kernel_image_path\": \"$(guest kbd)\", \"boot_args\": \"console=ttyS0\"}"
+	expect_api 204 '' PUT /actions '{"action_type": "InstanceStart"}'
+	wait_output 'kbd ready'
+	expect_api 200 '"state":"Running"' GET /
+	expect_api 400 'not supported after starting' PUT /boot-source "{\"kernel_image_path\": \"$(guest kbd)\"}"
+	expect_api 204 '' PATCH /vm '{"state": "Paused"}'
+	expect_api 200 '"state":"Paused"' GET /
+	expect_api 204 '' PATCH /vm '{"state": "Resumed"}'
+	expect_api 200 '"state":"Running"' GET /
+	expect_api 200 'wafer_vcpu_exits' GET /metrics
+	expect_api 204 '' PUT /actions '{"action_type": "SendCtrlAltDel"}'
+	wait_wafer
+	[ $rc -eq 0 ] || fail "exit status $rc after Ctrl-Alt-Del, expected 0"
+	grep -q 'ctrl-alt-del' "$T/out" || fail "guest did not see Ctrl-Alt-Del" ;;
+config-file)
+	need_kvm
+	printf '{"boot-source": {"kernel_image_path": "%s", "boot_args": "code=7"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 64}}\n' "$(guest exitcode)" >"$T/vm.json"
+	expect_guest 7 'code=7' run --config "$T/vm.json" --no-api ;;
+policy-restart)
+	need_kvm
+	# A guest that reboots at once: restarted, then given up after 5 in 10 s.
+	run_wafer run --kernel "$(guest reset)" --memory 64M --on-reboot restart --no-api --log-level info
+	[ $rc -eq 3 ] || fail "exit status $rc, expected 3"
+	[ "$(grep -c 'restarting the VM' "$T/err")" -eq 5 ] || fail "expected 5 restarts"
+	grep -q 'giving up' "$T/err" || fail "no give-up message" ;;
+policy-preserve)
+	need_kvm; command -v curl >/dev/null || skip "curl not installed"
+	start_api --kernel "$(guest hello)" --memory 64M --on-poweroff preserve
+	wait_output 'hello from wafer guest'
+	sleep 0.5
+	kill -0 "$WPID" || fail "wafer exited despite preserve"
+	expect_api 200 '"state":"Paused"' GET /
+	kill -TERM "$WPID"; wait_wafer
+	[ $rc -eq 0 ] || fail "exit status $rc, expected the poweroff status 0" ;;
 # ---- KVM device -----------------------------------------------------------
 kvm-absent)
 	WAFER_KVM_DEVICE=/nonexistent/kvm expect_error 1 '/nonexistent/kvm: not present' run --kernel "$(guest hello)" ;;
