@@ -6,6 +6,11 @@
 
 static const struct command commands[] = {
 	{ "run", cmd_run, "boot a guest (see wafer run --help)" },
+	{ "ls", cmd_ls, "list running VMs: name, state, vCPUs, memory, uptime, pid" },
+	{ "pause", cmd_pause, "pause a VM by name" },
+	{ "resume", cmd_resume, "resume a paused VM" },
+	{ "stop", cmd_stop, "stop a VM: Ctrl-Alt-Del, then hard after a timeout" },
+	{ "stats", cmd_stats, "exits per vCPU and reason, device counters" },
 };
 
 static void main_usage(FILE *f)

@@ -10,5 +10,10 @@ struct command {
 };
 
 int cmd_run(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

@@ -367,6 +367,25 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 	return 0;
 }
 
+static void run_pidfile(const char *sock, char *pidfile, size_t len)
+{
+	snprintf(pidfile, len, "%s", sock);
+	char *slash = strrchr(pidfile, '/');
+	if (!slash || (size_t)(slash - pidfile) + 5 >= len) {
+		pidfile[0] = '\0';
+		return;
+	}
+	strcpy(slash + 1, "pid");
+	FILE *f = fopen(pidfile, "w");
+	if (!f) {
+		log_warn("%s: %s (wafer ls will not show the pid)", pidfile, strerror(errno));
+		pidfile[0] = '\0';
+		return;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -376,7 +395,7 @@ int cmd_run(int argc, char **argv)
 	struct api_router *router = NULL;
 	struct api_server *server = NULL;
 	struct api_config *acfg = NULL;
-	char path[API_PATH_MAX], err[API_ERR_MAX];
+	char path[API_PATH_MAX], err[API_ERR_MAX], pidfile[API_PATH_MAX] = "";
 	sigset_t sigs;
 	int status = WAFER_EXIT_ERROR;
 
@@ -439,11 +458,21 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		}
 		log_info("API socket: %s", path);
+		/* `wafer ls/stop` find the process through a pid file in the
+		 * VM's own runtime directory (only there: a user-chosen socket
+		 * may sit in a shared directory). */
+		if (!o.api_sock)
+			run_pidfile(path, pidfile, sizeof(pidfile));
 	}
 	status = run_ctl_main(ctl);
 out:
 	if (server)
 		api_server_stop(server);
+	if (pidfile[0]) {
+		unlink(pidfile);
+		*strrchr(pidfile, '/') = '\0';
+		rmdir(pidfile);  /* the VM's runtime directory, if now empty */
+	}
 	if (router)
 		api_router_destroy(router);
 	if (ctl) {

@@ -269,6 +269,42 @@ policy-preserve)
 	expect_api 200 '"state":"Paused"' GET /
 	kill -TERM "$WPID"; wait_wafer
 	[ $rc -eq 0 ] || fail "exit status $rc, expected the poweroff status 0" ;;
+# ---- CLI by name --------------------------------------------------------------
+cli-ls)
+	[ "$(id -u)" = 0 ] || skip "the default socket path for non-root users needs XDG_RUNTIME_DIR"
+	name=itls-$$
+	"$WAFER" run --api-only --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
+	for _ in $(seq 100); do [ -S "/run/wafer/$name/api.sock" ] && break; sleep 0.05; done
+	"$WAFER" ls >"$T/ls" || fail "wafer ls exit $?"
+	grep -qE "^$name +Not started +1 +128M .* $WPID\$" "$T/ls" || fail "ls: $(cat "$T/ls")"
+	"$WAFER" ls --json >"$T/ls.json" || fail "wafer ls --json exit $?"
+	grep -q "\"name\":\"$name\"" "$T/ls.json" || fail "ls --json: $(cat "$T/ls.json")"
+	grep -q "\"pid\":$WPID" "$T/ls.json" || fail "ls --json has no pid"
+	"$WAFER" pause "$name" 2>"$T/perr"; [ $? -eq 1 ] || fail "pause before start succeeded"
+	grep -q 'not supported before starting' "$T/perr" || fail "pause error: $(cat "$T/perr")"
+	"$WAFER" stop --force "$name" || fail "stop --force exit $?"
+	wait_wafer
+	[ $rc -eq 4 ] || fail "wafer exit $rc after stop --force, expected 4"
+	[ ! -e "/run/wafer/$name" ] || fail "runtime directory left behind" ;;
+cli-errors)
+	expect_error 1 'nosuchvm: no such VM' pause nosuchvm
+	expect_error 1 'expected one VM name' stats
+	expect_error 1 -- '--timeout 0: expected' stop --timeout 0 x
+	expect_error 1 'a/b: not a valid VM name' resume a/b ;;
+cli-flow)
+	need_kvm; [ "$(id -u)" = 0 ] || skip "needs the root runtime directory"
+	name=itflow-$$
+	"$WAFER" run --kernel "$(guest kbd)" --memory 64M --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
+	wait_output 'kbd ready'
+	"$WAFER" pause "$name" || fail "pause exit $?"
+	"$WAFER" ls | grep -qE "^$name +Paused" || fail "ls does not show Paused"
+	"$WAFER" resume "$name" || fail "resume exit $?"
+	"$WAFER" ls | grep -qE "^$name +Running" || fail "ls does not show Running"
+	"$WAFER" stats --json "$name" >"$T/stats" || fail "stats exit $?"
+	grep -q '"io"' "$T/stats" || fail "stats has no exit counts: $(cat "$T/stats")"
+	"$WAFER" stop --timeout 20 "$name" || fail "stop exit $?"
+	wait_wafer
+	[ $rc -eq 0 ] || fail "graceful stop: wafer exit $rc, expected 0 (guest powered off)" ;;
 # ---- KVM device -----------------------------------------------------------
 kvm-absent)
 	WAFER_KVM_DEVICE=/nonexistent/kvm expect_error 1 '/nonexistent/kvm: not present' run --kernel "$(guest hello)" ;;
