@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "api/json.h"
+#include "vmm/file.h"
 
 #ifndef WAFER_VERSION
 #define WAFER_VERSION "unknown"
@@ -790,51 +791,15 @@ int api_json_parse_config(const char *text, size_t len, struct api_config *cfg,
 int api_config_load_file(const char *path, struct api_config *cfg, char *err, size_t errlen)
 {
 	char msg[API_ERR_MAX];
-	char *text = NULL;
-	struct stat st;
-	size_t got = 0;
-	int fd, rc;
+	uint8_t *buf;
+	size_t got;
+	int rc = file_read_all(path, CONFIG_FILE_MAX, &buf, &got, msg, sizeof(msg));
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", path, msg);
 		return rc;
 	}
-	if (fstat(fd, &st)) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(err, errlen, "%s: not a regular file", path);
-		goto out;
-	}
-	if (st.st_size > CONFIG_FILE_MAX) {
-		rc = -EFBIG;
-		snprintf(err, errlen, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
-		goto out;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-			goto out;
-		}
-		if (r == 0)
-			break;   /* shrank underneath us: parse what is there */
-		got += (size_t)r;
-	}
+	char *text = (char *)buf;
 	rc = api_json_parse_config(text, got, cfg, msg, sizeof(msg));
 	if (!rc && !cfg->boot.present) {
 		rc = -EINVAL;
@@ -842,11 +807,10 @@ int api_config_load_file(const char *path, struct api_config *cfg, char *err, si
 	}
 	if (rc)
 		snprintf(err, errlen, "%s: %s", path, msg);
-out:
 	free(text);
-	close(fd);
 	return rc;
 }
+
 
 /* ---- rendering ---- */
 

@@ -99,7 +99,8 @@ help)
 	grep -q '^  run ' "$T/out" || fail "wafer --help does not list run"
 	"$WAFER" run --help >"$T/out" || fail "wafer run --help exit $?"
 	# Every long option the parser accepts must be documented.
-	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level help; do
+	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level help disk net rng no-rng name \
+		 api-sock no-api api-only config on-poweroff on-reboot on-crash; do
 		grep -q -- "--$f" "$T/out" || fail "wafer run --help does not document --$f"
 	done ;;
 version)

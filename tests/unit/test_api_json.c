@@ -608,8 +608,8 @@ static void test_config_file(void **state)
 
 	assert_int_equal(api_config_load_file("/nonexistent/vm.json", c, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent/vm.json: No such file"));
-	assert_int_equal(api_config_load_file(tmpdir, c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "not a regular file"));
+	assert_int_equal(api_config_load_file(tmpdir, c, err, sizeof(err)), -EISDIR);
+	assert_non_null(strstr(err, "is a directory"));
 
 	/* Over the 1 MiB cap. */
 	char big[96];

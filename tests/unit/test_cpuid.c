@@ -778,8 +778,8 @@ static void test_load_files(void **state)
 	assert_non_null(strstr(err, "skylake: unknown CPU template"));
 
 	rc = cpuid_template_load("/tmp", &t, err, sizeof(err));
-	assert_int_equal(rc, -EINVAL);
-	assert_string_equal(err, "/tmp: not a regular file");
+	assert_int_equal(rc, -EISDIR);
+	assert_string_equal(err, "/tmp: is a directory");
 
 	/* A real file: no "name", so it is named after the file. */
 	path = write_tmp(".json", good);
@@ -806,7 +806,7 @@ static void test_load_files(void **state)
 	path = write_tmp(".json", "");
 	rc = cpuid_template_load(path, &t, err, sizeof(err));
 	assert_int_equal(rc, -EINVAL);
-	assert_non_null(strstr(err, "empty template"));
+	assert_non_null(strstr(err, "empty file"));
 	unlink(path);
 
 	path = write_tmp_len(".json", "{}\0{\"x\": 1}", 11);
@@ -830,12 +830,11 @@ static void test_baseline_json_file(void **state)
 	struct cpuid_template file, builtin;
 	struct kvm_cpuid2 *a, *b;
 	char path[4096];
-	const char *slash = strrchr(__FILE__, '/');
 	(void)state;
 
-	assert_non_null(slash);
-	snprintf(path, sizeof(path), "%.*s/../../templates/cpu/baseline.json",
-		 (int)(slash - __FILE__), __FILE__);
+	/* The build passes the source tree's absolute path: the test works from
+	 * any directory. */
+	snprintf(path, sizeof(path), "%s/templates/cpu/baseline.json", WAFER_SOURCE_ROOT);
 	load_ok(path, &file);
 	load_ok("baseline", &builtin);
 	assert_string_equal(file.name, "baseline-json");
@@ -853,8 +852,7 @@ static void test_baseline_json_file(void **state)
 	free(a);
 	free(b);
 
-	snprintf(path, sizeof(path), "%.*s/../../templates/cpu/no-avx512.json",
-		 (int)(slash - __FILE__), __FILE__);
+	snprintf(path, sizeof(path), "%s/templates/cpu/no-avx512.json", WAFER_SOURCE_ROOT);
 	load_ok(path, &file);
 	a = modern_table();
 	cpuid_template_apply(&file, a);

@@ -14,6 +14,7 @@
 #include "arch/x86/bootparam.h"
 #include "arch/x86/e820.h"
 #include "arch/x86/layout.h"
+#include "vmm/file.h"
 #include "arch/x86/mptable.h"
 #include "vmm/log.h"
 
@@ -266,80 +267,14 @@ int boot_write_params(struct guest_mem *m, const uint8_t *image, size_t image_le
 	return -EINVAL;
 }
 
-/* Whole file into a malloc'd buffer; why gets the reason without the path. */
+/* Kernel and initrd must fit below the MMIO hole: say so in those terms. */
 static int boot_read_file(const char *path, uint64_t max, uint8_t **out, size_t *out_len,
 			  char *why, size_t whylen)
 {
-	uint8_t *buf = NULL;
-	struct stat st;
-	size_t done = 0;
-	int fd, rc;
-
-	*out = NULL;
-	*out_len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "%s", strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "%s", strerror(errno));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		rc = -EISDIR;
-		snprintf(why, whylen, "is a directory");
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(why, whylen, "not a regular file");
-		goto out;
-	}
-	if (st.st_size == 0) {
-		rc = -EINVAL;
-		snprintf(why, whylen, "empty file");
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max || (uint64_t)st.st_size > SIZE_MAX) {
-		rc = -EFBIG;
-		snprintf(why, whylen, "too large for guest memory (%lld bytes, %llu bytes of RAM below the MMIO hole)",
-			 (long long)st.st_size, (unsigned long long)max);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size);
-	if (!buf) {
-		rc = -ENOMEM;
-		snprintf(why, whylen, "cannot allocate %lld bytes", (long long)st.st_size);
-		goto out;
-	}
-	while (done < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + done, (size_t)st.st_size - done);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			snprintf(why, whylen, "read: %s", strerror(errno));
-			goto out;
-		}
-		if (r == 0) {
-			rc = -EIO;
-			snprintf(why, whylen, "file shrank while reading (%zu of %lld bytes)",
-				 done, (long long)st.st_size);
-			goto out;
-		}
-		done += (size_t)r;
-	}
-	*out = buf;
-	*out_len = done;
-	buf = NULL;
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
+	int rc = file_read_all(path, max, out, out_len, why, whylen);
+	if (rc == -EFBIG)
+		snprintf(why, whylen, "too large for guest memory (%llu bytes of RAM below the MMIO hole)",
+			 (unsigned long long)max);
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "arch/x86/cpuid.h"
+#include "vmm/file.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define BIT(n) (1u << (n))
@@ -1030,60 +1031,22 @@ int cpuid_template_parse_json(const char *json, struct cpuid_template *t,
 	return cpuid_parse_named(json, "custom", t, err, errlen);
 }
 
-/* Whole file into a NUL-terminated buffer; regular files of sane size only. */
+/* Whole file into a NUL-terminated buffer; JSON text has no NUL bytes. */
 static int cpuid_read_file(const char *path, char **out, char *err, size_t errlen)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int fd, rc = 0;
+	uint8_t *buf;
+	size_t n;
+	char why[160];
+	int rc = file_read_all(path, CPUID_FILE_MAX, &buf, &n, why, sizeof(why));
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cpuid_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		rc = cpuid_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
-		goto out;
+	if (rc)
+		return cpuid_errf(err, errlen, rc, "%s: %s", path, why);
+	if (strlen((char *)buf) != n) {
+		free(buf);
+		return cpuid_errf(err, errlen, -EINVAL, "%s: contains a NUL byte, not a JSON text", path);
 	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = cpuid_errf(err, errlen, -EINVAL, "%s: not a regular file", path);
-		goto out;
-	}
-	if (st.st_size > CPUID_FILE_MAX) {
-		rc = cpuid_errf(err, errlen, -EFBIG, "%s: %lld bytes, a template is at most %u",
-				path, (long long)st.st_size, CPUID_FILE_MAX);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = cpuid_errf(err, errlen, -ENOMEM, "%s: out of memory", path);
-		goto out;
-	}
-	/* Read no more than fstat promised: a file growing under us is cut. */
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = cpuid_errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	if (strlen(buf) != n) {
-		rc = cpuid_errf(err, errlen, -EINVAL, "%s: contains a NUL byte, not a JSON text", path);
-		goto out;
-	}
-	*out = buf;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
+	*out = (char *)buf;
+	return 0;
 }
 
 int cpuid_template_load(const char *name_or_path, struct cpuid_template *t,
