@@ -54,6 +54,8 @@ static const char run_usage[] =
 "                        the stopped VM until signalled), as in xl.cfg; default\n"
 "                        destroy for all three\n"
 "  --log-level LEVEL     error, warn, info or debug (default: warn)\n"
+"  --log-format FORMAT   text (default) or json: one JSON object per line with\n"
+"                        ts, level, vm and msg\n"
 "  -h, --help            show this help\n"
 "\n"
 "Exit status:\n"
@@ -69,7 +71,7 @@ static const char run_usage[] =
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMPLATE,
        OPT_PVH, OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_NO_RNG, OPT_NAME,
        OPT_API_SOCK, OPT_NO_API, OPT_API_ONLY, OPT_CONFIG, OPT_ON_POWEROFF, OPT_ON_REBOOT,
-       OPT_ON_CRASH };
+       OPT_ON_CRASH, OPT_LOG_FORMAT };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -92,6 +94,7 @@ static const struct option run_options[] = {
 	{ "on-poweroff", required_argument, NULL, OPT_ON_POWEROFF },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "on-crash", required_argument, NULL, OPT_ON_CRASH },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -274,6 +277,16 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			if (run_parse_net(optarg, cfg, rs))
 				return -1;
 			break;
+		case OPT_LOG_FORMAT:
+			if (!strcmp(optarg, "json")) {
+				log_format = LOG_FORMAT_JSON;
+			} else if (!strcmp(optarg, "text")) {
+				log_format = LOG_FORMAT_TEXT;
+			} else {
+				log_error("--log-format %s: expected text or json", optarg);
+				return -1;
+			}
+			break;
 		case OPT_API_SOCK: o->api_sock = optarg; break;
 		case OPT_NO_API: o->no_api = true; break;
 		case OPT_API_ONLY: o->api_only = true; break;
@@ -291,8 +304,9 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 				return -1;
 			break;
 		case OPT_NAME:
-			if (!*optarg || strlen(optarg) > 64 || strchr(optarg, '/')) {
-				log_error("--name %s: must be 1-64 characters without '/'", optarg);
+			if (api_name_validate(optarg)) {
+				log_error("--name %s: must be 1-64 of letters, digits, '.', '_', '-' "
+					  "(not starting with '.')", optarg);
 				return -1;
 			}
 			cfg->name = optarg;
@@ -364,6 +378,7 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++)
 		cfg->nets[i].vm_name = cfg->name;
+	log_set_vm_name(cfg->name);
 	return 0;
 }
 

@@ -9,6 +9,11 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 extern enum log_level log_threshold;
 
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+/* JSON lines: {"ts":"<UTC ISO 8601 ms>","level":"...","vm":"<name>","msg":"..."} */
+extern enum log_format log_format;
+void log_set_vm_name(const char *name);
+
 int log_level_parse(const char *s, enum log_level *out);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The last error line logged by this thread (without the "wafer: " prefix),

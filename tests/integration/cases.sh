@@ -99,7 +99,7 @@ help)
 	grep -q '^  run ' "$T/out" || fail "wafer --help does not list run"
 	"$WAFER" run --help >"$T/out" || fail "wafer run --help exit $?"
 	# Every long option the parser accepts must be documented.
-	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level help disk net rng no-rng name \
+	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level log-format help disk net rng no-rng name \
 		 api-sock no-api api-only config on-poweroff on-reboot on-crash; do
 		grep -q -- "--$f" "$T/out" || fail "wafer run --help does not document --$f"
 	done ;;
@@ -180,7 +180,15 @@ net-tap-denied)
 		"$WAFER" run --kernel "$T/k" --net tap=wafertest9 >"$T/out" 2>"$T/err" </dev/null; rc=$?
 	[ $rc -eq 1 ] || fail "exit $rc"
 	grep -qE -- "--net .*wafertest9.*(ip tuntap add|/dev/net/tun)" "$T/err" || fail "no hint on what to do" ;;
-name-bad)        expect_error 1 -- "--name a/b: must be" run --kernel "$(guest hello)" --name a/b ;;
+name-bad)        expect_error 1 -- "--name a/b: must be" run --kernel "$(guest hello)" --name a/b
+	expect_error 1 -- "--name \.\.: must be" run --kernel "$(guest hello)" --name .. ;;
+log-json)
+	# JSON-lines logs: each line parses as an object with ts, level, vm, msg.
+	WAFER_KVM_DEVICE=/nonexistent/kvm run_wafer run --kernel "$(guest hello)" --log-format json --name jtest
+	[ $rc -eq 1 ] || fail "exit $rc"
+	grep -qE '^\{"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z","level":"error","vm":"jtest","msg":"/nonexistent/kvm: not present' "$T/err" \
+		|| fail "not a JSON log line: $(cat "$T/err")"
+	expect_error 1 -- '--log-format yaml: expected text or json' run --kernel x --log-format yaml ;;
 # ---- API (Firecracker-compatible) -------------------------------------------
 api-prestart)
 	# Pre-boot configuration and the state machine; InstanceStart fails
