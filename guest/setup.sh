@@ -18,7 +18,7 @@ die() { echo "setup: $*" >&2; exit 1; }
 # e2fsprogs and iproute2 for the Linux lane's disk image and tap (--devices).
 packages=(meson ninja-build curl pkg-config gcc libcmocka-dev libjson-c-dev liburing-dev
 	libseccomp-dev libmicrohttpd-dev zlib1g-dev liblzma-dev libzstd-dev liblz4-dev libcurl4-openssl-dev
-	busybox-static cpio qemu-system-x86 e2fsprogs iproute2 util-linux)
+	busybox-static cpio qemu-system-x86 e2fsprogs iproute2 util-linux clang libclang-rt-14-dev)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then

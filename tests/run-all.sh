@@ -31,6 +31,15 @@ for b in "${builds[@]}"; do
 	s=$(grep -c '"result": "SKIP"' "$log")
 	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
 done
+# libFuzzer smoke run (tests/fuzz/README.md): 10 s per target, clang only.
+if command -v clang >/dev/null; then
+	echo "=== build-fuzz (CC=clang -Dfuzz=true, 10 s per target)"
+	{ [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true >build-fuzz.setup.log 2>&1; } &&
+		ninja -C build-fuzz >/dev/null && tests/fuzz/run.sh 10 build-fuzz &&
+		pass=$((pass + 1)) || { fail=$((fail + 1)); status=1; }
+else
+	echo "SKIP fuzz: clang not installed (guest/setup.sh --deps-only installs it)"
+fi
 [ $fail -gt 0 ] && status=1
 echo "$skip skipped (need /dev/kvm or root; see the SKIP lines above)"
 echo "$pass passed, $fail failed"

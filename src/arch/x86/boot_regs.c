@@ -127,16 +127,17 @@ static int regs_set_msrs(int fd, unsigned index)
 		{ MSR_MTRR_DEF_TYPE, (1u << 11) | 6 },    /* MTRRs on, default write-back */
 	};
 	enum { N = sizeof(init) / sizeof(init[0]) };
-	struct {
+	/* struct kvm_msrs ends in a flexible array: room for N entries after it. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[N];
+		uint8_t bytes[sizeof(struct kvm_msrs) + N * sizeof(struct kvm_msr_entry)];
 	} msrs;
 
 	memset(&msrs, 0, sizeof(msrs));
 	msrs.hdr.nmsrs = N;
 	for (unsigned i = 0; i < N; i++) {
-		msrs.e[i].index = init[i].index;
-		msrs.e[i].data = init[i].value;
+		msrs.hdr.entries[i].index = init[i].index;
+		msrs.hdr.entries[i].data = init[i].value;
 	}
 	int r = ioctl(fd, KVM_SET_MSRS, &msrs);
 	if (r < 0)
