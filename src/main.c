@@ -11,6 +11,7 @@ static const struct command commands[] = {
 	{ "resume", cmd_resume, "resume a paused VM" },
 	{ "stop", cmd_stop, "stop a VM: Ctrl-Alt-Del, then hard after a timeout" },
 	{ "stats", cmd_stats, "exits per vCPU and reason, device counters" },
+	{ "console", cmd_console, "attach to a VM's serial console (Ctrl-] detaches)" },
 };
 
 static void main_usage(FILE *f)

@@ -171,6 +171,12 @@ struct api_controller_ops {
 	 * PUTs are pre-boot only. */
 	int (*set_logger)(void *opaque, const struct api_logger *l, char *err, size_t errlen);
 	int (*set_metrics)(void *opaque, const struct api_metrics_config *m, char *err, size_t errlen);
+	/* Optional: the serial console over the API socket (GET /console with
+	 * an HTTP/1.1 upgrade). check: may a client attach now (0 or -errno
+	 * with err)? attach: relay fd <-> COM1 until either side ends, then
+	 * call done(arg) once; -EBUSY when another client holds the console. */
+	int (*console_check)(void *opaque, char *err, size_t errlen);
+	int (*console_attach)(void *opaque, int fd, void (*done)(void *arg), void *arg);
 };
 
 struct api_controller {
@@ -198,6 +204,9 @@ void api_router_handle(struct api_router *r, const char *method, const char *pat
 		       const char *body, size_t len, struct api_response *resp);
 void api_response_release(struct api_response *resp);
 /* Config-file mode: install cfg as if PUT one by one, then InstanceStart. */
+/* GET /console: 0 if a console client may attach now, else -errno + err. */
+int api_router_console_check(struct api_router *r, char *err, size_t errlen);
+int api_router_console_attach(struct api_router *r, int fd, void (*done)(void *), void *arg);
 int api_router_start_with(struct api_router *r, const struct api_config *cfg,
 			  char *err, size_t errlen);
 enum api_vm_state api_router_state(struct api_router *r);

@@ -76,6 +76,8 @@ static enum MHD_Result http_fault(struct MHD_Connection *conn, int status, const
 	return http_queue(conn, &r);
 }
 
+static enum MHD_Result http_console(struct api_server *s, struct MHD_Connection *conn);
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version,
 				   const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -143,9 +145,47 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 	if (rq->too_large)
 		return http_fault(conn, MHD_HTTP_CONTENT_TOO_LARGE, TOO_LARGE_MSG);
 
+	if (!strcmp(method, "GET") && !strcmp(url, "/console"))
+		return http_console(s, conn);
 	struct api_response r;
 	api_router_handle(s->router, method, url, rq->body, rq->len, &r);
 	return http_queue(conn, &r);
+}
+
+/* ---- GET /console: HTTP/1.1 upgrade to a raw byte stream with COM1 ---- */
+
+static void http_console_done(void *arg)
+{
+	MHD_upgrade_action(arg, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void http_console_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls,
+				  const char *extra_in, size_t extra_in_size, MHD_socket sock,
+				  struct MHD_UpgradeResponseHandle *urh)
+{
+	struct api_server *s = cls;
+	(void)conn, (void)con_cls, (void)extra_in, (void)extra_in_size;
+	/* Bytes the client sent right after its request (extra_in) are
+	 * keystrokes typed before the switch; dropping them loses nothing a
+	 * console user would miss. */
+	if (api_router_console_attach(s->router, sock, http_console_done, urh))
+		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static enum MHD_Result http_console(struct api_server *s, struct MHD_Connection *conn)
+{
+	char err[API_ERR_MAX];
+	int rc = api_router_console_check(s->router, err, sizeof(err));
+
+	if (rc)
+		return http_fault(conn, MHD_HTTP_BAD_REQUEST, err);
+	struct MHD_Response *resp = MHD_create_response_for_upgrade(http_console_upgraded, s);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "wafer-console");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }
 
 /* Also runs when a client disconnects mid-request or the server stops. */
@@ -318,7 +358,8 @@ int api_server_start(struct api_server **out, const char *path, struct api_route
 
 	/* One MHD-owned thread polls with epoll and runs every request; the
 	 * router's lock makes calls from elsewhere (config-file start) safe. */
-	s->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0,
+	s->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+				     MHD_ALLOW_UPGRADE, 0,
 				     NULL, NULL, http_access, s,
 				     MHD_OPTION_EXTERNAL_LOGGER, http_log, s,
 				     MHD_OPTION_LISTEN_SOCKET, fd,

@@ -631,6 +631,34 @@ void api_router_handle(struct api_router *r, const char *method, const char *pat
 	pthread_mutex_unlock(&r->lock);
 }
 
+int api_router_console_check(struct api_router *r, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	if (!started(r)) {
+		snprintf(err, errlen, MSG_PRE_BOOT);
+		rc = -ESRCH;
+	} else if (!r->ctrl.ops->console_check) {
+		snprintf(err, errlen, "this VMM has no console on the API socket");
+		rc = -ENOTSUP;
+	} else {
+		err[0] = '\0';
+		rc = r->ctrl.ops->console_check(r->ctrl.opaque, err, errlen);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int api_router_console_attach(struct api_router *r, int fd, void (*done)(void *), void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	int rc = r->ctrl.ops->console_attach ?
+		 r->ctrl.ops->console_attach(r->ctrl.opaque, fd, done, arg) : -ENOTSUP;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
 int api_router_start_with(struct api_router *r, const struct api_config *cfg,
 			  char *err, size_t errlen)
 {

@@ -15,5 +15,6 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_console(int argc, char **argv);
 
 #endif

@@ -8,6 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
@@ -41,6 +46,61 @@ static void console_make_raw(void)
 		console_raw = 1;
 		atexit(console_restore);
 	}
+}
+
+/* One console client on the API socket at a time (GET /console). */
+static struct {
+	pthread_mutex_t lock;
+	int fd;                    /* -1: none */
+	void (*done)(void *);
+	void *arg;
+	int wake;                  /* eventfd: console_run re-polls */
+} console_client = { PTHREAD_MUTEX_INITIALIZER, -1, NULL, NULL, -1 };
+
+int console_attach(struct vm *vm, int fd, void (*done)(void *), void *arg)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&console_client.lock);
+	if (console_client.fd >= 0) {
+		rc = -EBUSY;
+	} else if (!vm->console) {
+		rc = -ENODEV;
+	} else {
+		if (console_client.wake < 0)
+			console_client.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		console_client.fd = fd;
+		console_client.done = done;
+		console_client.arg = arg;
+		atomic_store(&vm->console->mirror_fd, fd);
+		uint64_t one = 1;
+		(void)!write(console_client.wake, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&console_client.lock);
+	return rc;
+}
+
+bool console_attached(void)
+{
+	pthread_mutex_lock(&console_client.lock);
+	bool a = console_client.fd >= 0;
+	pthread_mutex_unlock(&console_client.lock);
+	return a;
+}
+
+static void console_detach(struct vm *vm)
+{
+	pthread_mutex_lock(&console_client.lock);
+	if (console_client.fd >= 0) {
+		if (vm->console)
+			atomic_store(&vm->console->mirror_fd, -1);
+		console_client.fd = -1;
+		if (console_client.done)
+			console_client.done(console_client.arg);
+		console_client.done = NULL;
+	}
+	pthread_mutex_unlock(&console_client.lock);
 }
 
 struct console_in {
@@ -95,14 +155,19 @@ int console_run(struct vm *vm)
 	console_make_raw();
 
 	for (;;) {
-		struct pollfd pfd[3] = {
+		pthread_mutex_lock(&console_client.lock);
+		int client = console_client.fd, wake = console_client.wake;
+		pthread_mutex_unlock(&console_client.lock);
+		struct pollfd pfd[5] = {
 			{ .fd = vm->stop_eventfd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
-			/* Read stdin only when there is room to hold what we read. */
+			/* Read input only when there is room to hold what we read. */
 			{ .fd = (in.eof || in.len) ? -1 : STDIN_FILENO, .events = POLLIN },
+			{ .fd = in.len ? -1 : client, .events = POLLIN },
+			{ .fd = wake, .events = POLLIN },
 		};
 		/* With bytes waiting for FIFO space, poll the FIFO every 2 ms. */
-		int r = poll(pfd, 3, in.len ? 2 : -1);
+		int r = poll(pfd, 5, in.len ? 2 : -1);
 		if (r < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
@@ -126,12 +191,24 @@ int console_run(struct vm *vm)
 				continue;
 			}
 		}
+		if (pfd[4].revents & POLLIN) {
+			uint64_t v;
+			(void)!read(wake, &v, sizeof(v));
+		}
+		if (pfd[3].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(client, in.buf, sizeof(in.buf));
+			if (n > 0)
+				in.len = (size_t)n;  /* raw: the client handles its own detach key */
+			else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+				console_detach(vm);
+		}
 		if (in.len && vm->console) {
 			size_t took = serial_receive(vm->console, in.buf, in.len);
 			memmove(in.buf, in.buf + took, in.len - took);
 			in.len -= took;
 		}
 	}
+	console_detach(vm);  /* the VM is gone: end the client's session */
 	console_restore();
 	if (sfd >= 0)
 		close(sfd);

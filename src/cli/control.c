@@ -366,6 +366,28 @@ static int ctl_flush_metrics(void *opaque, char *err, size_t errlen)
 	return rc;
 }
 
+static int ctl_console_check(void *opaque, char *err, size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	pthread_mutex_lock(&c->lock);
+	int rc = !c->built ? -ESRCH : console_attached() ? -EBUSY : 0;
+	pthread_mutex_unlock(&c->lock);
+	if (rc == -EBUSY)
+		snprintf(err, errlen, "the console is already attached to another client");
+	else if (rc)
+		snprintf(err, errlen, "the VM is not running");
+	return rc;
+}
+
+static int ctl_console_attach(void *opaque, int fd, void (*done)(void *), void *arg)
+{
+	struct run_ctl *c = opaque;
+	pthread_mutex_lock(&c->lock);
+	int rc = c->built ? console_attach(&c->vm, fd, done, arg) : -ESRCH;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 const struct api_controller_ops run_ctl_ops = {
 	.start = ctl_start,
 	.pause = ctl_pause,
@@ -376,6 +398,8 @@ const struct api_controller_ops run_ctl_ops = {
 	.get_state = ctl_get_state,
 	.set_logger = ctl_set_logger,
 	.set_metrics = ctl_set_metrics,
+	.console_check = ctl_console_check,
+	.console_attach = ctl_console_attach,
 };
 
 /* Block until start() built a VM or a terminating signal arrives. */

@@ -8,7 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -335,4 +339,125 @@ int cmd_stats(int argc, char **argv)
 	}
 	json_object_put(out);
 	return 0;
+}
+
+/* ---- console: COM1 over the API socket ---- */
+
+#define CONSOLE_DETACH 0x1d  /* Ctrl-] */
+
+/* Open the socket and switch GET /console to a raw stream. libcurl has no
+ * generic HTTP/1.1 upgrade, so this one request is written by hand: a fixed
+ * request line and a read of the reply's header block. */
+static int vmctl_console_open(const char *name, const char *sock)
+{
+	static const char req[] = "GET /console HTTP/1.1\r\nHost: localhost\r\n"
+				  "Connection: Upgrade\r\nUpgrade: wafer-console\r\n\r\n";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char hdr[4096];
+	size_t got = 0;
+
+	if (strlen(sock) >= sizeof(sa.sun_path)) {
+		log_error("%s: socket path too long: %s", name, sock);
+		return -1;
+	}
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+		log_error("%s: %s: %s", name, sock, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* Byte by byte up to the blank line, so no stream byte is consumed. */
+	while (got < sizeof(hdr) - 1) {
+		ssize_t r = read(fd, hdr + got, 1);
+		if (r <= 0)
+			break;
+		got++;
+		if (got >= 4 && !memcmp(hdr + got - 4, "\r\n\r\n", 4))
+			break;
+	}
+	hdr[got] = '\0';
+	if (strncmp(hdr, "HTTP/1.1 101", 12)) {
+		char body[1024] = "";
+		ssize_t r = read(fd, body, sizeof(body) - 1);
+		body[r > 0 ? r : 0] = '\0';
+		json_object *o = json_tokener_parse(body), *m;
+		log_error("%s: console: %s", name, o && json_object_object_get_ex(o, "fault_message", &m) ?
+			  json_object_get_string(m) : (got ? hdr : "no reply"));
+		json_object_put(o);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int cmd_console(int argc, char **argv)
+{
+	static const char usage[] =
+		"wafer console NAME   attach this terminal to the VM's serial console;\n"
+		"                     Ctrl-] (or the end of non-terminal input) detaches; the VM\n"
+		"                     keeps running. One client at a time.\n";
+	struct vmctl_args a;
+	char sock[API_PATH_MAX], err[512];
+	struct termios saved, raw;
+	int rc = vmctl_parse(argc, argv, usage, 1, &a), tty = 0;
+
+	if (rc)
+		return rc > 0 ? 0 : 1;
+	if (client_socket_for(a.name, sock, sizeof(sock), err, sizeof(err))) {
+		log_error("%s", err);
+		return 1;
+	}
+	int fd = vmctl_console_open(a.name, sock);
+	if (fd < 0)
+		return 1;
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		raw = saved;
+		cfmakeraw(&raw);
+		tty = tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0;
+		fprintf(stderr, "[wafer] attached to %s; Ctrl-] detaches\r\n", a.name);
+	}
+	int in_open = 1;
+	rc = 0;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
+				       { .fd = fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		char buf[4096];
+		if (p[1].revents) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+			if (n <= 0)
+				break;  /* the VM stopped or the server closed */
+			(void)!write(STDOUT_FILENO, buf, (size_t)n);
+		}
+		if (p[0].revents) {
+			ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n <= 0) {
+				/* End of input detaches: tell the VMM, then show what
+				 * it still sends until it closes. */
+				in_open = 0;
+				shutdown(fd, SHUT_WR);
+				continue;
+			}
+			char *det = tty ? memchr(buf, CONSOLE_DETACH, (size_t)n) : NULL;
+			size_t len = det ? (size_t)(det - buf) : (size_t)n;
+			if (len && write(fd, buf, len) < 0)
+				break;
+			if (det)
+				break;
+		}
+	}
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		fprintf(stderr, "\n[wafer] detached from %s\n", a.name);
+	}
+	close(fd);
+	return rc;
 }

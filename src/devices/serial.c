@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "devices/serial.h"
@@ -59,6 +60,7 @@ void serial_init(struct serial *s, void (*tx)(void *, uint8_t),
 	s->tx = tx;
 	s->set_irq = set_irq;
 	s->opaque = opaque;
+	s->mirror_fd = -1;
 }
 
 uint8_t serial_read(struct serial *s, unsigned offset)
@@ -197,11 +199,16 @@ static int serial_out_fd = STDOUT_FILENO;
 
 static void serial_tx_stdout(void *opaque, uint8_t byte)
 {
-	(void)opaque;
+	struct vm *vm = opaque;
 	/* Guest output must not be lost to a short write; a closed stdout
 	 * (EPIPE) only loses the console, never the VM. */
 	while (write(serial_out_fd, &byte, 1) < 0 && errno == EINTR)
 		;
+	/* An attached API console client must never stall the vCPU: a full
+	 * socket drops the byte for that client only. */
+	int fd = vm->console ? atomic_load(&vm->console->mirror_fd) : -1;
+	if (fd >= 0)
+		(void)!send(fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 static void serial_set_irq(void *opaque, int level)

@@ -23,6 +23,7 @@ struct serial {
 	void (*set_irq)(void *opaque, int level);
 	void *opaque;
 	uint64_t tx_bytes, rx_bytes, rx_dropped;
+	_Atomic int mirror_fd;   /* an attached console client also gets the output; -1: none */
 };
 
 void serial_init(struct serial *s, void (*tx)(void *, uint8_t),

@@ -427,8 +427,6 @@ int vm_set_irq(struct vm *vm, unsigned gsi, int level)
 	return 0;
 }
 
-int console_run(struct vm *vm);
-
 int vm_run(struct vm *vm)
 {
 	int rc;

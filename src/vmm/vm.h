@@ -124,6 +124,12 @@ bool vm_is_paused(struct vm *vm);
  * pending. */
 void vm_vcpu_maybe_park(struct vm *vm);
 
+/* The serial console (cli/console.c): run on the main thread until the VM
+ * stops; attach an API console client (GET /console) to COM1. */
+int console_run(struct vm *vm);
+int console_attach(struct vm *vm, int fd, void (*done)(void *), void *arg);
+bool console_attached(void);
+
 /* Assert/deassert an ISA/GSI interrupt line on the in-kernel irqchip. */
 int vm_set_irq(struct vm *vm, unsigned gsi, int level);
 

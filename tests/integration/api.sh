@@ -228,5 +228,36 @@ fi
 grep -q 'bad.json: machine-config: unknown field "bogus"' "$T/second.err" ||
 	fail "bad config: $(cat "$T/second.err")"
 
+# --- the serial console over the socket (GET /console upgrade), driven by
+# `wafer console NAME`; the fake VMM upper-cases what it receives.
+if [ -n "${WAFER:-}" ]; then
+	name=console-it-$$
+	if [ "$(id -u)" = 0 ]; then
+		SOCK=/run/wafer/$name/api.sock
+	else
+		export XDG_RUNTIME_DIR=$T
+		SOCK=$T/wafer/$name/api.sock
+	fi
+	start_server
+	"$WAFER" console "$name" </dev/null >"$T/c.out" 2>"$T/c.err" && fail "console before start succeeded"
+	grep -q 'not supported before starting' "$T/c.err" || fail "console before start: $(cat "$T/c.err")"
+	expect 204 '' PUT /boot-source "{\"kernel_image_path\": \"$T/vmlinux\"}"
+	expect 204 '' PUT /actions '{"action_type": "InstanceStart"}'
+	# a first client holds the console while a second one is refused
+	sleep 3 | timeout 10 "$WAFER" console "$name" >"$T/c1.out" 2>"$T/c1.err" & C1=$!
+	for _ in $(seq 50); do
+		"$WAFER" console "$name" </dev/null >"$T/c2.out" 2>"$T/c2.err" || break
+		sleep 0.05
+	done
+	grep -q 'already attached' "$T/c2.err" || fail "second console: $(cat "$T/c2.err")"
+	wait $C1 || fail "first console client exited $?"
+	# input flows to the VMM and its output comes back; end of input detaches
+	printf 'hello console\n' | timeout 10 "$WAFER" console "$name" >"$T/c.out" 2>"$T/c.err" ||
+		fail "console exited $?: $(cat "$T/c.err")"
+	grep -q 'HELLO CONSOLE' "$T/c.out" || fail "console output: $(cat "$T/c.out")"
+	expect 200 '"state":"Running"' GET /
+	stop_server
+fi
+
 echo "PASS: control API over HTTP"
 exit 0

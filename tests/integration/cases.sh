@@ -314,6 +314,18 @@ cli-flow)
 	"$WAFER" stop --timeout 20 "$name" || fail "stop exit $?"
 	wait_wafer
 	[ $rc -eq 0 ] || fail "graceful stop: wafer exit $rc, expected 0 (guest powered off)" ;;
+console-flow)
+	# The serial console through the API socket: keystrokes reach the echo
+	# guest's UART and its echo comes back to the client.
+	need_kvm; [ "$(id -u)" = 0 ] || skip "needs the root runtime directory"
+	name=itcons-$$
+	"$WAFER" run --kernel "$(guest echo)" --memory 64M --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
+	wait_output 'echo ready'
+	(printf 'via-api'; sleep 2; printf 'q'; sleep 2) | timeout 20 "$WAFER" console "$name" >"$T/cons" 2>"$T/cerr"
+	wait_wafer
+	[ $rc -eq 0 ] || fail "wafer exit $rc"
+	grep -q 'via-api' "$T/cons" || fail "no echo through the console client: $(cat "$T/cons" "$T/cerr")"
+	grep -q 'echo done' "$T/out" || fail "guest did not get the input" ;;
 # ---- KVM device -----------------------------------------------------------
 kvm-absent)
 	WAFER_KVM_DEVICE=/nonexistent/kvm expect_error 1 '/nonexistent/kvm: not present' run --kernel "$(guest hello)" ;;

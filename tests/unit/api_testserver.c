@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/api.h"
 
@@ -71,9 +74,78 @@ static int fake_metrics(void *o, struct api_metrics *m)
 	return 0;
 }
 
+/* Fake serial console: upper-cases what the client types and echoes it, until
+ * the client half-closes; one client at a time. */
+static pthread_mutex_t console_lock = PTHREAD_MUTEX_INITIALIZER;
+static int console_busy;
+
+struct fake_console {
+	int fd;
+	void (*done)(void *);
+	void *arg;
+};
+
+static void *fake_console_thread(void *p)
+{
+	struct fake_console *c = p;
+	char buf[256];
+	ssize_t n;
+
+	/* MHD hands over a non-blocking socket; this thread wants to block. */
+	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+	while ((n = read(c->fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			buf[i] = (char)toupper((unsigned char)buf[i]);
+		if (write(c->fd, buf, (size_t)n) < 0)
+			break;
+	}
+	pthread_mutex_lock(&console_lock);
+	console_busy = 0;
+	pthread_mutex_unlock(&console_lock);
+	c->done(c->arg);
+	free(c);
+	return NULL;
+}
+
+static int fake_console_check(void *o, char *err, size_t errlen)
+{
+	(void)o;
+	pthread_mutex_lock(&console_lock);
+	int busy = console_busy;
+	pthread_mutex_unlock(&console_lock);
+	if (busy)
+		snprintf(err, errlen, "the console is already attached to another client");
+	return busy ? -EBUSY : 0;
+}
+
+static int fake_console_attach(void *o, int fd, void (*done)(void *), void *arg)
+{
+	pthread_t t;
+	struct fake_console *c = malloc(sizeof(*c));
+	(void)o;
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_lock(&console_lock);
+	if (console_busy) {
+		pthread_mutex_unlock(&console_lock);
+		free(c);
+		return -EBUSY;
+	}
+	console_busy = 1;
+	pthread_mutex_unlock(&console_lock);
+	*c = (struct fake_console){ fd, done, arg };
+	if (pthread_create(&t, NULL, fake_console_thread, c)) {
+		free(c);
+		return -EAGAIN;
+	}
+	pthread_detach(t);
+	return 0;
+}
+
 static const struct api_controller_ops fake_ops = {
 	.start = fake_start, .pause = fake_pause, .resume = fake_resume,
 	.send_ctrl_alt_del = fake_noop, .flush_metrics = fake_noop, .get_metrics = fake_metrics,
+	.console_check = fake_console_check, .console_attach = fake_console_attach,
 };
 
 int main(int argc, char **argv)
