@@ -2,6 +2,7 @@
  * until it stops, and turn the stop reason into the exit status. */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cli/control.h"
+#include "jail/cgroups.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
 #include "vmm/vm.h"
@@ -42,6 +44,13 @@ static const char run_usage[] =
 "  --rng, --no-rng       virtio-rng fed from getrandom() (default: on)\n"
 "  --name NAME           VM name (default: wafer-PID)\n"
 "\n"
+"Resources (cgroup v1 or v2; credit2 semantics as in Xen's xl):\n"
+"  --cpu-weight W        relative CPU weight 1..65535 (default 256)\n"
+"  --cpu-cap PCT         at most PCT% of one host CPU for the whole VM (0: none)\n"
+"  --memory-limit SIZE   cgroup memory limit for the VM process (RAM + VMM)\n"
+"  --cpu-affinity LIST   pin vCPU i to the i-th host CPU of LIST (e.g. 0,2-3;\n"
+"                        reused round-robin)\n"
+"\n"
 "Control (Firecracker-compatible REST API on a unix socket, mode 0600):\n"
 "  --api-sock PATH       API socket (default: $XDG_RUNTIME_DIR/wafer/NAME/api.sock,\n"
 "                        or /run/wafer/NAME/api.sock as root)\n"
@@ -71,7 +80,8 @@ static const char run_usage[] =
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMPLATE,
        OPT_PVH, OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_NO_RNG, OPT_NAME,
        OPT_API_SOCK, OPT_NO_API, OPT_API_ONLY, OPT_CONFIG, OPT_ON_POWEROFF, OPT_ON_REBOOT,
-       OPT_ON_CRASH, OPT_LOG_FORMAT };
+       OPT_ON_CRASH, OPT_LOG_FORMAT, OPT_CPU_WEIGHT, OPT_CPU_CAP, OPT_MEM_LIMIT,
+       OPT_CPU_AFFINITY };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -95,6 +105,10 @@ static const struct option run_options[] = {
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "on-crash", required_argument, NULL, OPT_ON_CRASH },
 	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT },
+	{ "cpu-cap", required_argument, NULL, OPT_CPU_CAP },
+	{ "memory-limit", required_argument, NULL, OPT_MEM_LIMIT },
+	{ "cpu-affinity", required_argument, NULL, OPT_CPU_AFFINITY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -229,11 +243,53 @@ static int run_parse_net(const char *arg, struct vm_config *cfg, struct run_stri
 }
 
 struct run_opts {
+	struct cg_config cg;
 	const char *api_sock;
 	bool no_api, api_only;
 	const char *config;
 	enum run_policy on_poweroff, on_reboot, on_crash;
 };
+
+/* "0,2-3": host CPUs this process may use, in order. */
+static int run_parse_affinity(const char *arg, struct vm_config *cfg)
+{
+	cpu_set_t allowed;
+	const char *p = arg;
+
+	sched_getaffinity(0, sizeof(allowed), &allowed);
+	cfg->naffinity = 0;
+	while (*p) {
+		char *end;
+		unsigned long lo = strtoul(p, &end, 10), hi = lo;
+		if (end == p)
+			goto bad;
+		if (*end == '-') {
+			p = end + 1;
+			hi = strtoul(p, &end, 10);
+			if (end == p || hi < lo)
+				goto bad;
+		}
+		for (unsigned long c = lo; c <= hi; c++) {
+			if (c >= CPU_SETSIZE || !CPU_ISSET(c, &allowed)) {
+				log_error("--cpu-affinity %s: host CPU %lu is not available to this process", arg, c);
+				return -1;
+			}
+			if (cfg->naffinity == sizeof(cfg->affinity) / sizeof(cfg->affinity[0]))
+				goto bad;
+			cfg->affinity[cfg->naffinity++] = (unsigned)c;
+		}
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p)
+			goto bad;
+	}
+	if (cfg->naffinity)
+		return 0;
+bad:
+	log_error("--cpu-affinity %s: expected a list such as 0,2-3", arg);
+	return -1;
+}
 
 static int run_parse_policy(const char *flag, const char *arg, enum run_policy *out)
 {
@@ -286,6 +342,31 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 				log_error("--log-format %s: expected text or json", optarg);
 				return -1;
 			}
+			break;
+		case OPT_CPU_WEIGHT:
+			if (parse_uint(optarg, 1, 65535, &v)) {
+				log_error("--cpu-weight %s: expected 1..65535", optarg);
+				return -1;
+			}
+			o->cg.weight = (unsigned)v;
+			break;
+		case OPT_CPU_CAP:
+			if (parse_uint(optarg, 0, 100 * 4096, &v)) {
+				log_error("--cpu-cap %s: expected a percentage of one CPU (0 = no cap)", optarg);
+				return -1;
+			}
+			o->cg.cap_pct = (unsigned)v;
+			break;
+		case OPT_MEM_LIMIT:
+			if (parse_size(optarg, &v) || v < (16ull << 20)) {
+				log_error("--memory-limit %s: expected a size of at least 16M", optarg);
+				return -1;
+			}
+			o->cg.mem_limit = v;
+			break;
+		case OPT_CPU_AFFINITY:
+			if (run_parse_affinity(optarg, cfg))
+				return -1;
 			break;
 		case OPT_API_SOCK: o->api_sock = optarg; break;
 		case OPT_NO_API: o->no_api = true; break;
@@ -405,7 +486,8 @@ int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
 	struct run_strings rs = { .n = 0 };
-	struct run_opts o = { .on_poweroff = POLICY_DESTROY };
+	struct run_opts o = { .on_poweroff = POLICY_DESTROY, .cg = { .weight = CG_WEIGHT_DEFAULT } };
+	struct cg_state cg = { .ndirs = 0 };
 	struct run_ctl *ctl = NULL;
 	struct api_router *router = NULL;
 	struct api_server *server = NULL;
@@ -429,6 +511,11 @@ int cmd_run(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Resource limits first: guest RAM and every thread are accounted. */
+	if (cg_apply(&cg, cfg.name, &o.cg, err, sizeof(err))) {
+		log_error("--cpu-weight/--cpu-cap/--memory-limit: %s", err);
+		goto out;
+	}
 	ctl = calloc(1, sizeof(*ctl));
 	acfg = calloc(1, sizeof(*acfg));
 	if (!ctl || !acfg || run_ctl_init(ctl, &cfg, !o.api_only && !o.config)) {
@@ -495,6 +582,7 @@ out:
 		free(ctl);
 	}
 	free(acfg);
+	cg_release(&cg);
 	run_strings_free(&rs);
 	return status;
 }

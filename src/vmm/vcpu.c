@@ -2,6 +2,7 @@
  * to the buses; fatal exits (triple fault, failed entry, internal errors that
  * cannot be fixed up) stop the VM with a one-line diagnosis. */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,10 +244,20 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *v)
 {
+	const struct vm_config *cfg = &v->vm->cfg;
 	int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
 	if (r)
 		return -r;
 	v->started = 1;
+	if (cfg->naffinity) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cfg->affinity[v->index % cfg->naffinity], &set);
+		r = pthread_setaffinity_np(v->thread, sizeof(set), &set);
+		if (r)
+			log_warn("vcpu %u: cannot pin to host CPU %u: %s", v->index,
+				 cfg->affinity[v->index % cfg->naffinity], strerror(r));
+	}
 	return 0;
 }
 

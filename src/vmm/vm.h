@@ -57,6 +57,9 @@ struct vm_config {
 	struct net_config nets[VM_MAX_NETS];
 	unsigned nnets;
 	int rng;                   /* virtio-rng (default on) */
+	/* --cpu-affinity: vCPU i runs on host CPU affinity[i % naffinity] */
+	unsigned affinity[256];
+	unsigned naffinity;
 };
 
 struct vm {

@@ -100,7 +100,8 @@ help)
 	"$WAFER" run --help >"$T/out" || fail "wafer run --help exit $?"
 	# Every long option the parser accepts must be documented.
 	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level log-format help disk net rng no-rng name \
-		 api-sock no-api api-only config on-poweroff on-reboot on-crash; do
+		 api-sock no-api api-only config on-poweroff on-reboot on-crash cpu-weight cpu-cap \
+		 memory-limit cpu-affinity; do
 		grep -q -- "--$f" "$T/out" || fail "wafer run --help does not document --$f"
 	done ;;
 version)
@@ -326,6 +327,39 @@ console-flow)
 	[ $rc -eq 0 ] || fail "wafer exit $rc"
 	grep -q 'via-api' "$T/cons" || fail "no echo through the console client: $(cat "$T/cons" "$T/cerr")"
 	grep -q 'echo done' "$T/out" || fail "guest did not get the input" ;;
+# ---- resource controls ---------------------------------------------------------
+cgroup-limits)
+	# Checked from outside: membership and limits in the cgroup files, and
+	# the groups gone after exit. --api-only: no KVM needed.
+	[ "$(id -u)" = 0 ] || skip "cgroups need root"
+	[ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip "no cgroup filesystem"
+	name=itcg-$$
+	start_api --api-only --name "$name" --cpu-weight 512 --cpu-cap 50 --memory-limit 256M
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		cg=/sys/fs/cgroup/wafer/$name
+		grep -q "^0::/wafer/$name\$" /proc/$WPID/cgroup || fail "not in $cg"
+		[ "$(cat $cg/cpu.weight)" = 200 ] || fail "cpu.weight $(cat $cg/cpu.weight)"
+		[ "$(cat $cg/cpu.max)" = "50000 100000" ] || fail "cpu.max $(cat $cg/cpu.max)"
+		[ "$(cat $cg/memory.max)" = 268435456 ] || fail "memory.max $(cat $cg/memory.max)"
+	else
+		grep -qE "^[0-9]+:cpu(,cpuacct)?:/wafer/$name\$" /proc/$WPID/cgroup || fail "not in the cpu group: $(cat /proc/$WPID/cgroup)"
+		grep -qE "^[0-9]+:memory:/wafer/$name\$" /proc/$WPID/cgroup || fail "not in the memory group"
+		cpu=$(dirname "$(ls -d /sys/fs/cgroup/cpu*/wafer/"$name"/cpu.shares | head -1)")
+		[ "$(cat "$cpu/cpu.shares")" = 2048 ] || fail "cpu.shares $(cat "$cpu/cpu.shares"), expected 2048 (weight 512)"
+		[ "$(cat "$cpu/cpu.cfs_quota_us")" = 50000 ] || fail "cfs_quota_us $(cat "$cpu/cpu.cfs_quota_us")"
+		[ "$(cat "$cpu/cpu.cfs_period_us")" = 100000 ] || fail "cfs_period_us"
+		[ "$(cat /sys/fs/cgroup/memory/wafer/"$name"/memory.limit_in_bytes)" = 268435456 ] || fail "memory limit"
+	fi
+	kill -TERM "$WPID"; wait_wafer
+	ls -d /sys/fs/cgroup/*/wafer/"$name" /sys/fs/cgroup/wafer/"$name" 2>/dev/null && fail "cgroup left behind"
+	true ;;
+resource-bad)
+	expect_error 1 -- '--cpu-weight 0: expected 1..65535' run --kernel x --cpu-weight 0
+	expect_error 1 -- '--cpu-weight 70000: expected' run --kernel x --cpu-weight 70000
+	expect_error 1 -- '--cpu-cap -5: expected a percentage' run --kernel x --cpu-cap -5
+	expect_error 1 -- '--memory-limit 1M: expected a size of at least 16M' run --kernel x --memory-limit 1M
+	expect_error 1 -- '--cpu-affinity 0,99999: host CPU 99999' run --kernel x --cpu-affinity 0,99999
+	expect_error 1 -- '--cpu-affinity 3-1: expected a list' run --kernel x --cpu-affinity 3-1 ;;
 # ---- KVM device -----------------------------------------------------------
 kvm-absent)
 	WAFER_KVM_DEVICE=/nonexistent/kvm expect_error 1 '/nonexistent/kvm: not present' run --kernel "$(guest hello)" ;;
