@@ -5,9 +5,12 @@
 #ifndef WAFER_TESTS_FUZZ_FUZZ_H
 #define WAFER_TESTS_FUZZ_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "devices/virtio/virtio.h"
 
 struct fuzz_in {
 	const uint8_t *p;
@@ -41,6 +44,19 @@ static inline size_t fuzz_fill(struct fuzz_in *in, void *dst, size_t cap)
 	in->p += n;
 	in->n -= n;
 	return n;
+}
+
+/* Negotiate as a driver would without the transport: the device's bits the
+ * fuzz input picked (dev_mask) plus VERSION_1, and INDIRECT_DESC / EVENT_IDX
+ * only when asked for. */
+static inline void fuzz_negotiate(struct virtio_dev *d, uint64_t dev_mask, bool indirect,
+				  bool event_idx)
+{
+	d->device_features = d->ops->features(d) | 1ull << VIRTIO_F_VERSION_1 |
+			     1ull << VIRTIO_F_INDIRECT_DESC | 1ull << VIRTIO_F_EVENT_IDX;
+	d->features = (d->device_features & (dev_mask | 1ull << VIRTIO_F_VERSION_1)) &
+		      ~((indirect ? 0 : 1ull << VIRTIO_F_INDIRECT_DESC) |
+			(event_idx ? 0 : 1ull << VIRTIO_F_EVENT_IDX));
 }
 
 /* A queue of size entries starting at base: descriptor table, then the

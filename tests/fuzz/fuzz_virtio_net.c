@@ -77,11 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	d->transport = &transport;
-	d->device_features = d->ops->features(d) | 1ull << VIRTIO_F_VERSION_1 |
-			     1ull << VIRTIO_F_INDIRECT_DESC | 1ull << VIRTIO_F_EVENT_IDX;
-	d->features = (d->device_features & (dev_mask | 1ull << VIRTIO_F_VERSION_1)) &
-		      ~((flags & FL_INDIRECT ? 0 : 1ull << VIRTIO_F_INDIRECT_DESC) |
-			(flags & FL_EVENT_IDX ? 0 : 1ull << VIRTIO_F_EVENT_IDX));
+	fuzz_negotiate(d, dev_mask, flags & FL_INDIRECT, flags & FL_EVENT_IDX);
 	uint64_t next = 0;
 	for (unsigned i = 0; i < 2; i++) {
 		struct virtq *q = &d->vq[i];
