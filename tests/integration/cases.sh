@@ -388,8 +388,9 @@ boot-echo)
 boot-triplefault)
 	need_kvm; run_wafer run --kernel "$(guest triplefault)" --memory 64M
 	[ $rc -eq 2 ] || fail "exit status $rc, expected 2 (crash)"
-	grep -qE 'triple fault.*RIP 0x[0-9a-f]+' "$T/err" || fail "no one-line diagnosis with RIP on stderr"
-	[ "$(grep -c . "$T/err")" -eq 1 ] || fail "diagnosis is not one line" ;;
+	grep -qE '^wafer: guest crashed: vcpu 0: triple fault .*at RIP 0x[0-9a-f]+$' "$T/err" \
+		|| fail "no one-line diagnosis with the exit reason and RIP on stderr"
+	[ "$(grep -c 'guest crashed' "$T/err")" -eq 1 ] || fail "diagnosis is not one line" ;;
 boot-cpuid-baseline)
 	need_kvm; expect_guest 0 'cpuid: cx16=0 xsave=0 avx=0' run --kernel "$(guest cpuid)" --cpu-template baseline --memory 64M
 	grep -q 'sig=KVMKVMKVM' "$T/out" || fail "KVM paravirt signature missing" ;;
