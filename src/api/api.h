@@ -177,6 +177,15 @@ struct api_controller_ops {
 	 * call done(arg) once; -EBUSY when another client holds the console. */
 	int (*console_check)(void *opaque, char *err, size_t errlen);
 	int (*console_attach)(void *opaque, int fd, void (*done)(void *arg), void *arg);
+	/* Optional: change a running device's rate limiters (PATCH /drives/{id},
+	 * PATCH /network-interfaces/{id}). Only buckets marked present change
+	 * (size 0 turns one off); a limiter not present changes nothing. 0, or
+	 * -errno with err. NULL = those PATCHes are refused. */
+	int (*update_drive_limiter)(void *opaque, const char *drive_id,
+				    const struct api_rate_limiter *rl, char *err, size_t errlen);
+	int (*update_net_limiter)(void *opaque, const char *iface_id,
+				  const struct api_rate_limiter *rx, const struct api_rate_limiter *tx,
+				  char *err, size_t errlen);
 };
 
 struct api_controller {

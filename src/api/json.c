@@ -466,6 +466,36 @@ static int parse_net_obj(const struct jctx *c, json_object *obj, const char *pat
 	return 0;
 }
 
+static int parse_drive_patch_obj(const struct jctx *c, json_object *obj, const char *path_id,
+				 struct api_drive *d)
+{
+	static const char *const fields[] = { "drive_id", "path_on_host", "rate_limiter", NULL };
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	if ((rc = check_fields(c, obj, fields)) ||
+	    (rc = get_id(c, obj, "drive_id", path_id, d->drive_id, sizeof(d->drive_id))) ||
+	    (rc = get_string(c, obj, "path_on_host", false, d->path_on_host,
+			     sizeof(d->path_on_host), NULL)))
+		return rc;
+	return parse_rate_limiter(c, obj, "rate_limiter", &d->rate_limiter);
+}
+
+static int parse_net_patch_obj(const struct jctx *c, json_object *obj, const char *path_id,
+			       struct api_net *n)
+{
+	static const char *const fields[] = { "iface_id", "rx_rate_limiter", "tx_rate_limiter",
+		NULL };
+	int rc;
+
+	memset(n, 0, sizeof(*n));
+	if ((rc = check_fields(c, obj, fields)) ||
+	    (rc = get_id(c, obj, "iface_id", path_id, n->iface_id, sizeof(n->iface_id))) ||
+	    (rc = parse_rate_limiter(c, obj, "rx_rate_limiter", &n->rx_rate_limiter)))
+		return rc;
+	return parse_rate_limiter(c, obj, "tx_rate_limiter", &n->tx_rate_limiter);
+}
+
 static const char *const log_levels[] = { "Off", "Error", "Warning", "Info", "Debug", "Trace",
 					   NULL };
 
@@ -631,6 +661,19 @@ int api_json_parse_net(const char *body, size_t len, const char *path_id,
 		       struct api_net *out, char *err, size_t errlen)
 {
 	PARSE_BODY(body, len, err, errlen, PARSE_INTO(struct api_net, parse_net_obj, path_id));
+}
+
+int api_json_parse_drive_patch(const char *body, size_t len, const char *path_id,
+			       struct api_drive *out, char *err, size_t errlen)
+{
+	PARSE_BODY(body, len, err, errlen,
+		   PARSE_INTO(struct api_drive, parse_drive_patch_obj, path_id));
+}
+
+int api_json_parse_net_patch(const char *body, size_t len, const char *path_id,
+			     struct api_net *out, char *err, size_t errlen)
+{
+	PARSE_BODY(body, len, err, errlen, PARSE_INTO(struct api_net, parse_net_patch_obj, path_id));
 }
 
 int api_json_parse_logger(const char *body, size_t len, struct api_logger *out,

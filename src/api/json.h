@@ -26,6 +26,13 @@ int api_json_parse_drive(const char *body, size_t len, const char *path_id,
 			 struct api_drive *out, char *err, size_t errlen);
 int api_json_parse_net(const char *body, size_t len, const char *path_id,
 		       struct api_net *out, char *err, size_t errlen);
+/* Firecracker's PartialDrive / PartialNetworkInterface (PATCH on a running
+ * VM): the id, and only path_on_host ("" when absent) and rate_limiter, or
+ * rx_rate_limiter and tx_rate_limiter. */
+int api_json_parse_drive_patch(const char *body, size_t len, const char *path_id,
+			       struct api_drive *out, char *err, size_t errlen);
+int api_json_parse_net_patch(const char *body, size_t len, const char *path_id,
+			     struct api_net *out, char *err, size_t errlen);
 int api_json_parse_logger(const char *body, size_t len, struct api_logger *out,
 			  char *err, size_t errlen);
 int api_json_parse_metrics(const char *body, size_t len, struct api_metrics_config *out,

@@ -338,12 +338,99 @@ static void put_net(struct api_router *r, const char *id, const char *body, size
 		reply_none(resp);
 }
 
-/* Firecracker's PATCH (rate limiter / backing file updates) on a running VM. */
-static void patch_device(struct api_router *r, const char *id, const char *body, size_t len,
-			 struct api_response *resp)
+/* A PATCHed limiter as the config now stands: present buckets replace
+ * the old ones, absent ones stay (Firecracker's BucketUpdate). */
+static void limiter_merge(struct api_rate_limiter *cur, const struct api_rate_limiter *upd)
 {
-	(void)r, (void)id, (void)body, (void)len;
-	reply_fault(resp, 400, "Updating devices of a running microVM is not supported by wafer.");
+	if (!upd->present)
+		return;
+	cur->present = true;
+	if (upd->bandwidth.present)
+		cur->bandwidth = upd->bandwidth;
+	if (upd->ops.present)
+		cur->ops = upd->ops;
+}
+
+/* Firecracker's PATCH /drives/{id} on a running VM: new rate limits. A new
+ * backing file (path_on_host) is refused; wafer cannot swap it live. */
+static void patch_drive(struct api_router *r, const char *id, const char *body, size_t len,
+			struct api_response *resp)
+{
+	char err[API_ERR_MAX] = "";
+	struct api_drive *d = malloc(sizeof(*d)), *cur = NULL;   /* 4 KiB path: off the stack */
+	int rc;
+
+	if (!d) {
+		reply_fault(resp, 500, "out of memory");
+		return;
+	}
+	if (api_json_parse_drive_patch(body, len, id, d, err, sizeof(err))) {
+		reply_fault(resp, 400, "%s", err);
+		goto out;
+	}
+	for (unsigned i = 0; i < r->cfg.ndrives; i++)
+		if (!strcmp(r->cfg.drives[i].drive_id, id))
+			cur = &r->cfg.drives[i];
+	if (!cur) {
+		reply_fault(resp, 400, "No drive with id \"%s\".", id);
+		goto out;
+	}
+	if (d->path_on_host[0] && strcmp(d->path_on_host, cur->path_on_host)) {
+		reply_fault(resp, 400, "Changing path_on_host of a running drive is not supported "
+			    "by wafer.");
+		goto out;
+	}
+	if (!r->ctrl.ops->update_drive_limiter) {
+		reply_fault(resp, 400, "Updating drives of a running microVM is not supported by "
+			    "this VMM.");
+		goto out;
+	}
+	rc = r->ctrl.ops->update_drive_limiter(r->ctrl.opaque, id, &d->rate_limiter, err,
+					       sizeof(err));
+	if (rc) {
+		reply_fault(resp, 400, "Cannot update drive \"%s\": %s", id, op_reason(rc, err));
+		goto out;
+	}
+	limiter_merge(&cur->rate_limiter, &d->rate_limiter);
+	reply_none(resp);
+out:
+	free(d);
+}
+
+/* Firecracker's PATCH /network-interfaces/{id}: new rx/tx rate limits. */
+static void patch_net(struct api_router *r, const char *id, const char *body, size_t len,
+		      struct api_response *resp)
+{
+	char err[API_ERR_MAX] = "";
+	struct api_net n, *cur = NULL;
+	int rc;
+
+	if (api_json_parse_net_patch(body, len, id, &n, err, sizeof(err))) {
+		reply_fault(resp, 400, "%s", err);
+		return;
+	}
+	for (unsigned i = 0; i < r->cfg.nnets; i++)
+		if (!strcmp(r->cfg.nets[i].iface_id, id))
+			cur = &r->cfg.nets[i];
+	if (!cur) {
+		reply_fault(resp, 400, "No network interface with id \"%s\".", id);
+		return;
+	}
+	if (!r->ctrl.ops->update_net_limiter) {
+		reply_fault(resp, 400, "Updating network interfaces of a running microVM is not "
+			    "supported by this VMM.");
+		return;
+	}
+	rc = r->ctrl.ops->update_net_limiter(r->ctrl.opaque, id, &n.rx_rate_limiter,
+					     &n.tx_rate_limiter, err, sizeof(err));
+	if (rc) {
+		reply_fault(resp, 400, "Cannot update network interface \"%s\": %s", id,
+			    op_reason(rc, err));
+		return;
+	}
+	limiter_merge(&cur->rx_rate_limiter, &n.rx_rate_limiter);
+	limiter_merge(&cur->tx_rate_limiter, &n.tx_rate_limiter);
+	reply_none(resp);
 }
 
 static void put_entropy(struct api_router *r, const char *id, const char *body, size_t len,
@@ -563,9 +650,9 @@ static const struct route routes[] = {
 	{ "PATCH", "/machine-config", PHASE_PRE_BOOT, patch_machine },
 	{ "PUT", "/boot-source", PHASE_PRE_BOOT, put_boot },
 	{ "PUT", "/drives/", PHASE_PRE_BOOT, put_drive },
-	{ "PATCH", "/drives/", PHASE_POST_BOOT, patch_device },
+	{ "PATCH", "/drives/", PHASE_POST_BOOT, patch_drive },
 	{ "PUT", "/network-interfaces/", PHASE_PRE_BOOT, put_net },
-	{ "PATCH", "/network-interfaces/", PHASE_POST_BOOT, patch_device },
+	{ "PATCH", "/network-interfaces/", PHASE_POST_BOOT, patch_net },
 	{ "PUT", "/entropy", PHASE_PRE_BOOT, put_entropy },
 	{ "PUT", "/logger", PHASE_ANY, put_logger },
 	{ "PUT", "/metrics", PHASE_ANY, put_metrics },

@@ -52,6 +52,32 @@ void run_ctl_destroy(struct run_ctl *c)
 	pthread_mutex_destroy(&c->lock);
 }
 
+/* API limiter <-> device limiter. A bucket present in the API replaces the
+ * device's (size 0 turns it off); an absent one is left as it is. */
+static void ctl_limit_from_api(struct ratelimit_config *c, const struct api_rate_limiter *rl)
+{
+	if (!rl->present)
+		return;
+	if (rl->bandwidth.present)
+		c->bytes = (struct tbucket_config){ rl->bandwidth.size, rl->bandwidth.one_time_burst,
+						    rl->bandwidth.refill_time_ms };
+	if (rl->ops.present)
+		c->ops = (struct tbucket_config){ rl->ops.size, rl->ops.one_time_burst,
+						  rl->ops.refill_time_ms };
+}
+
+static void ctl_limit_to_api(const struct ratelimit_config *c, struct api_rate_limiter *rl)
+{
+	*rl = (struct api_rate_limiter){ 0 };
+	if (c->bytes.size)
+		rl->bandwidth = (struct api_token_bucket){ true, c->bytes.size, c->bytes.one_time_burst,
+							   c->bytes.refill_time_ms };
+	if (c->ops.size)
+		rl->ops = (struct api_token_bucket){ true, c->ops.size, c->ops.one_time_burst,
+						     c->ops.refill_time_ms };
+	rl->present = rl->bandwidth.present || rl->ops.present;
+}
+
 void run_ctl_describe(const struct vm_config *b, struct api_config *out)
 {
 	api_config_init(out);
@@ -68,6 +94,7 @@ void run_ctl_describe(const struct vm_config *b, struct api_config *out)
 		snprintf(d->drive_id, sizeof(d->drive_id), "%s", b->disks[i].id);
 		snprintf(d->path_on_host, sizeof(d->path_on_host), "%s", b->disks[i].path);
 		d->is_read_only = b->disks[i].read_only;
+		ctl_limit_to_api(&b->disks[i].limit, &d->rate_limiter);
 	}
 	for (unsigned i = 0; i < b->nnets && i < API_MAX_NETS; i++, out->nnets++) {
 		struct api_net *n = &out->nets[i];
@@ -75,6 +102,8 @@ void run_ctl_describe(const struct vm_config *b, struct api_config *out)
 		snprintf(n->host_dev_name, sizeof(n->host_dev_name), "%s", b->nets[i].ifname);
 		n->has_guest_mac = b->nets[i].has_mac;
 		memcpy(n->guest_mac, b->nets[i].mac, 6);
+		ctl_limit_to_api(&b->nets[i].rx_limit, &n->rx_rate_limiter);
+		ctl_limit_to_api(&b->nets[i].tx_limit, &n->tx_rate_limiter);
 	}
 	out->entropy.present = b->rng;
 }
@@ -96,10 +125,12 @@ static void run_ctl_map(struct run_ctl *c)
 	if (a->machine.cpu_template[0])
 		v->cpu_template = a->machine.cpu_template;
 	v->ndisks = 0;
-	for (unsigned i = 0; i < a->ndrives && i < VM_MAX_DISKS; i++, v->ndisks++)
+	for (unsigned i = 0; i < a->ndrives && i < VM_MAX_DISKS; i++, v->ndisks++) {
 		v->disks[i] = (struct blk_config){ .path = a->drives[i].path_on_host,
 						   .read_only = a->drives[i].is_read_only,
 						   .id = a->drives[i].drive_id };
+		ctl_limit_from_api(&v->disks[i].limit, &a->drives[i].rate_limiter);
+	}
 	v->nnets = 0;
 	for (unsigned i = 0; i < a->nnets && i < VM_MAX_NETS; i++, v->nnets++) {
 		struct net_config *n = &v->nets[i];
@@ -107,6 +138,8 @@ static void run_ctl_map(struct run_ctl *c)
 					  .ifname = a->nets[i].host_dev_name,
 					  .has_mac = a->nets[i].has_guest_mac };
 		memcpy(n->mac, a->nets[i].guest_mac, 6);
+		ctl_limit_from_api(&n->rx_limit, &a->nets[i].rx_rate_limiter);
+		ctl_limit_from_api(&n->tx_limit, &a->nets[i].tx_rate_limiter);
 	}
 	v->rng = c->base.rng || a->entropy.present;
 }
@@ -275,6 +308,7 @@ static void ctl_collect(struct run_ctl *c, struct api_metrics *m)
 		ctl_add_counter(m, dev, kind, "bytes_read", d->stat_bytes_in);
 		ctl_add_counter(m, dev, kind, "bytes_written", d->stat_bytes_out);
 		ctl_add_counter(m, dev, kind, "errors", d->stat_errors);
+		ctl_add_counter(m, dev, kind, "throttled", d->stat_throttled);
 	}
 }
 
@@ -388,6 +422,71 @@ static int ctl_console_attach(void *opaque, int fd, void (*done)(void *), void *
 	return rc;
 }
 
+/* The running device behind a drive / interface id (vm.c adds the disks,
+ * then the nets, in config order). Caller holds c->lock. */
+static struct virtio_dev *ctl_find_dev(struct run_ctl *c, bool net, const char *id,
+				       unsigned *index)
+{
+	unsigned n = net ? c->vcfg.nnets : c->vcfg.ndisks, base = net ? c->vcfg.ndisks : 0;
+
+	if (!c->built)
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		const char *have = net ? c->vcfg.nets[i].id : c->vcfg.disks[i].id;
+		struct virtio_dev *d = base + i < c->vm.nvirtio ? c->vm.virtio[base + i] : NULL;
+		if (have && !strcmp(have, id) && d && d->ops->device_id == (net ? 1 : 2)) {
+			*index = i;
+			return d;
+		}
+	}
+	return NULL;
+}
+
+static int ctl_update_drive_limiter(void *opaque, const char *id, const struct api_rate_limiter *rl,
+				    char *err, size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	struct virtio_dev *d;
+	unsigned i;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	d = ctl_find_dev(c, false, id, &i);
+	if (!d) {
+		rc = -ENOENT;
+		snprintf(err, errlen, "no running drive \"%s\"", id);
+		goto out;
+	}
+	ctl_limit_from_api(&c->vcfg.disks[i].limit, rl);
+	virtio_blk_set_rate_limit(d, &c->vcfg.disks[i].limit);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int ctl_update_net_limiter(void *opaque, const char *id, const struct api_rate_limiter *rx,
+				  const struct api_rate_limiter *tx, char *err, size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	struct virtio_dev *d;
+	unsigned i;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	d = ctl_find_dev(c, true, id, &i);
+	if (!d) {
+		rc = -ENOENT;
+		snprintf(err, errlen, "no running network interface \"%s\"", id);
+		goto out;
+	}
+	ctl_limit_from_api(&c->vcfg.nets[i].rx_limit, rx);
+	ctl_limit_from_api(&c->vcfg.nets[i].tx_limit, tx);
+	virtio_net_set_rate_limit(d, &c->vcfg.nets[i].rx_limit, &c->vcfg.nets[i].tx_limit);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 const struct api_controller_ops run_ctl_ops = {
 	.start = ctl_start,
 	.pause = ctl_pause,
@@ -400,6 +499,8 @@ const struct api_controller_ops run_ctl_ops = {
 	.set_metrics = ctl_set_metrics,
 	.console_check = ctl_console_check,
 	.console_attach = ctl_console_attach,
+	.update_drive_limiter = ctl_update_drive_limiter,
+	.update_net_limiter = ctl_update_net_limiter,
 };
 
 /* Block until start() built a VM or a terminating signal arrives. */

@@ -35,12 +35,16 @@ static const char run_usage[] =
 "                        (default: host; see docs/cpu-templates.md)\n"
 "  --pvh                 enter an ELF kernel with both a PVH note and a 64-bit\n"
 "                        entry through PVH (default: Linux 64-bit boot protocol)\n"
-"  --disk PATH[,ro][,id=NAME][,serial=S]\n"
+"  --disk PATH[,ro][,id=NAME][,serial=S][,bw=SIZE][,iops=N]\n"
 "                        virtio-blk disk backed by a raw file or block device\n"
-"                        (repeatable, up to 16; locked while wafer runs)\n"
-"  --net tap=IFNAME[,mac=MAC][,id=NAME]\n"
+"                        (repeatable, up to 16; locked while wafer runs);\n"
+"                        bw= bytes/s, iops= requests/s (token buckets, also\n"
+"                        bw-burst=SIZE, iops-burst=N: one-time extra)\n"
+"  --net tap=IFNAME[,mac=MAC][,id=NAME][,bw=SIZE][,pps=N]\n"
 "                        virtio-net on a host tap (repeatable, up to 8); without\n"
-"                        mac= the MAC is derived from --name and the id\n"
+"                        mac= the MAC is derived from --name and the id;\n"
+"                        bw= bytes/s and pps= frames/s each way (rx-bw=, tx-bw=,\n"
+"                        rx-pps=, tx-pps= for one direction)\n"
 "  --rng, --no-rng       virtio-rng fed from getrandom() (default: on)\n"
 "  --name NAME           VM name (default: wafer-PID)\n"
 "\n"
@@ -136,7 +140,48 @@ static void run_strings_free(struct run_strings *rs)
 	rs->n = 0;
 }
 
-/* "PATH[,ro][,id=NAME][,serial=S]" */
+/* A rate-limit option of --disk / --net: key=VALUE into one or two bucket
+ * fields; bytes take sizes ("10M"), ops take counts. */
+struct run_limit_opt {
+	const char *key;
+	uint64_t *a, *b;
+	bool bytes;
+};
+
+/* 1: tok was a rate-limit option; 0: it is not one; -1: bad value (logged). */
+static int run_parse_limit(const char *flag, const char *arg, const char *tok,
+			   const struct run_limit_opt *opts)
+{
+	const char *eq = strchr(tok, '=');
+	uint64_t v;
+
+	if (!eq)
+		return 0;
+	for (; opts->key; opts++) {
+		if (strlen(opts->key) != (size_t)(eq - tok) || strncmp(tok, opts->key, (size_t)(eq - tok)))
+			continue;
+		int rc = opts->bytes ? parse_size(eq + 1, &v) : parse_uint(eq + 1, 0, INT64_MAX, &v);
+		if (rc || v > INT64_MAX) {
+			log_error("%s %s: bad value in '%s' (%s)", flag, arg, tok,
+				  opts->bytes ? "bytes per second, e.g. 50M" : "a count per second");
+			return -1;
+		}
+		*opts->a = v;
+		if (opts->b)
+			*opts->b = v;
+		return 1;
+	}
+	return 0;
+}
+
+/* The flags' buckets refill once a second (Firecracker's refill_time 1000). */
+static void run_limit_finish(struct ratelimit_config *c)
+{
+	c->bytes.refill_time_ms = c->bytes.size ? 1000 : 0;
+	c->ops.refill_time_ms = c->ops.size ? 1000 : 0;
+}
+
+/* "PATH[,ro][,id=NAME][,serial=S][,bw=SIZE][,iops=N][,bw-burst=SIZE][,iops-burst=N]" */
 static int run_parse_disk(const char *arg, struct vm_config *cfg, struct run_strings *rs)
 {
 	char *s, *tok, *save = NULL;
@@ -151,9 +196,21 @@ static int run_parse_disk(const char *arg, struct vm_config *cfg, struct run_str
 		return -1;
 	d = &cfg->disks[cfg->ndisks];
 	*d = (struct blk_config){ 0 };
+	const struct run_limit_opt lim[] = {
+		{ "bw", &d->limit.bytes.size, NULL, true },
+		{ "bw-burst", &d->limit.bytes.one_time_burst, NULL, true },
+		{ "iops", &d->limit.ops.size, NULL, false },
+		{ "iops-burst", &d->limit.ops.one_time_burst, NULL, false },
+		{ NULL, NULL, NULL, false },
+	};
 	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int r;
 		if (!d->path)
 			d->path = tok;
+		else if ((r = run_parse_limit("--disk", arg, tok, lim)) < 0)
+			return -1;
+		else if (r > 0)
+			continue;
 		else if (!strcmp(tok, "ro"))
 			d->read_only = true;
 		else if (!strncmp(tok, "id=", 3) && tok[3])
@@ -161,10 +218,12 @@ static int run_parse_disk(const char *arg, struct vm_config *cfg, struct run_str
 		else if (!strncmp(tok, "serial=", 7))
 			d->serial = tok + 7;
 		else {
-			log_error("--disk %s: unknown option '%s' (expected ro, id=NAME, serial=S)", arg, tok);
+			log_error("--disk %s: unknown option '%s' (expected ro, id=NAME, serial=S, "
+				  "bw=SIZE, iops=N, bw-burst=SIZE, iops-burst=N)", arg, tok);
 			return -1;
 		}
 	}
+	run_limit_finish(&d->limit);
 	if (!d->path || !*d->path) {
 		log_error("--disk %s: missing PATH", arg);
 		return -1;
@@ -190,7 +249,7 @@ static int run_parse_disk(const char *arg, struct vm_config *cfg, struct run_str
 	return 0;
 }
 
-/* "tap=IFNAME[,mac=MAC][,id=NAME]" */
+/* "tap=IFNAME[,mac=MAC][,id=NAME][,bw=SIZE][,pps=N][,rx-bw=..][,tx-bw=..][,rx-pps=..][,tx-pps=..]" */
 static int run_parse_net(const char *arg, struct vm_config *cfg, struct run_strings *rs)
 {
 	char *s, *tok, *save = NULL;
@@ -205,7 +264,21 @@ static int run_parse_net(const char *arg, struct vm_config *cfg, struct run_stri
 		return -1;
 	n = &cfg->nets[cfg->nnets];
 	*n = (struct net_config){ 0 };
+	const struct run_limit_opt lim[] = {
+		{ "bw", &n->rx_limit.bytes.size, &n->tx_limit.bytes.size, true },
+		{ "pps", &n->rx_limit.ops.size, &n->tx_limit.ops.size, false },
+		{ "rx-bw", &n->rx_limit.bytes.size, NULL, true },
+		{ "tx-bw", &n->tx_limit.bytes.size, NULL, true },
+		{ "rx-pps", &n->rx_limit.ops.size, NULL, false },
+		{ "tx-pps", &n->tx_limit.ops.size, NULL, false },
+		{ NULL, NULL, NULL, false },
+	};
 	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int r = run_parse_limit("--net", arg, tok, lim);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			continue;
 		if (!strncmp(tok, "tap=", 4) && tok[4]) {
 			n->ifname = tok + 4;
 		} else if (!strncmp(tok, "mac=", 4)) {
@@ -217,10 +290,13 @@ static int run_parse_net(const char *arg, struct vm_config *cfg, struct run_stri
 		} else if (!strncmp(tok, "id=", 3) && tok[3]) {
 			n->id = tok + 3;
 		} else {
-			log_error("--net %s: unknown option '%s' (expected tap=IFNAME, mac=MAC, id=NAME)", arg, tok);
+			log_error("--net %s: unknown option '%s' (expected tap=IFNAME, mac=MAC, id=NAME, "
+				  "bw=SIZE, pps=N, rx-bw=, tx-bw=, rx-pps=, tx-pps=)", arg, tok);
 			return -1;
 		}
 	}
+	run_limit_finish(&n->rx_limit);
+	run_limit_finish(&n->tx_limit);
 	if (!n->ifname) {
 		log_error("--net %s: missing tap=IFNAME", arg);
 		return -1;

@@ -421,10 +421,7 @@ void vm_vcpu_maybe_park(struct vm *vm)
 
 int vm_set_irq(struct vm *vm, unsigned gsi, int level)
 {
-	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
-		return -errno;
-	return 0;
+	return irq_line(&vm->irq, gsi, level);
 }
 
 int vm_run(struct vm *vm)

@@ -243,12 +243,12 @@ if [ -n "${WAFER:-}" ]; then
 	grep -q 'not supported before starting' "$T/c.err" || fail "console before start: $(cat "$T/c.err")"
 	expect 204 '' PUT /boot-source "{\"kernel_image_path\": \"$T/vmlinux\"}"
 	expect 204 '' PUT /actions '{"action_type": "InstanceStart"}'
-	# a first client holds the console while a second one is refused
-	sleep 3 | timeout 10 "$WAFER" console "$name" >"$T/c1.out" 2>"$T/c1.err" & C1=$!
-	for _ in $(seq 50); do
-		"$WAFER" console "$name" </dev/null >"$T/c2.out" 2>"$T/c2.err" || break
-		sleep 0.05
-	done
+	# a first client holds the console (its echo proves it is attached)
+	# while a second one is refused
+	(printf 'first\n'; sleep 3) | timeout 10 "$WAFER" console "$name" >"$T/c1.out" 2>"$T/c1.err" & C1=$!
+	for _ in $(seq 200); do grep -q FIRST "$T/c1.out" && break; sleep 0.05; done
+	grep -q FIRST "$T/c1.out" || fail "first console client got no echo: $(cat "$T/c1.err")"
+	"$WAFER" console "$name" </dev/null >"$T/c2.out" 2>"$T/c2.err" && fail "a second console client was let in"
 	grep -q 'already attached' "$T/c2.err" || fail "second console: $(cat "$T/c2.err")"
 	wait $C1 || fail "first console client exited $?"
 	# input flows to the VMM and its output comes back; end of input detaches

@@ -24,6 +24,9 @@ struct fake {
 	unsigned started_vcpus, started_drives;
 	bool override_state;
 	enum api_vm_state state;
+	int drive_updates, net_updates, update_rc;
+	char updated_id[API_ID_MAX + 1];
+	struct api_rate_limiter drive_rl, net_rx, net_tx;
 };
 
 static int fake_start(void *o, const struct api_config *cfg, char *err, size_t errlen)
@@ -96,9 +99,34 @@ static enum api_vm_state fake_get_state(void *o)
 	return ((struct fake *)o)->state;
 }
 
+static int fake_update_drive(void *o, const char *id, const struct api_rate_limiter *rl,
+			     char *err, size_t errlen)
+{
+	struct fake *f = o;
+	f->drive_updates++;
+	snprintf(f->updated_id, sizeof(f->updated_id), "%s", id);
+	f->drive_rl = *rl;
+	if (f->update_rc)
+		snprintf(err, errlen, "device is gone");
+	return f->update_rc;
+}
+
+static int fake_update_net(void *o, const char *id, const struct api_rate_limiter *rx,
+			   const struct api_rate_limiter *tx, char *err, size_t errlen)
+{
+	struct fake *f = o;
+	(void)err, (void)errlen;
+	f->net_updates++;
+	snprintf(f->updated_id, sizeof(f->updated_id), "%s", id);
+	f->net_rx = *rx;
+	f->net_tx = *tx;
+	return 0;
+}
+
 static struct api_controller_ops fake_ops = {
 	.start = fake_start, .pause = fake_pause, .resume = fake_resume,
 	.send_ctrl_alt_del = fake_cad, .flush_metrics = fake_flush, .get_metrics = fake_metrics,
+	.update_drive_limiter = fake_update_drive, .update_net_limiter = fake_update_net,
 };
 
 struct ctx {
@@ -337,9 +365,77 @@ static void test_start_rules(void **state)
 	expect_fault(c, "PUT", "/network-interfaces/eth0", "{}", 400, "after starting");
 	expect_fault(c, "PUT", "/entropy", "{}", 400, "after starting");
 	expect_fault(c, "PUT", "/logger", "{}", 400, "after starting");  /* no set_logger op */
-	expect_fault(c, "PATCH", "/drives/rootfs", "{}", 400, "not supported by wafer");
+	expect_fault(c, "PATCH", "/drives/rootfs", "{}", 400, "drive_id");
 	assert_int_equal(req(c, "GET", "/machine-config", NULL), 200);
 	assert_int_equal(req(c, "GET", "/vm/config", NULL), 200);
+}
+
+static void test_patch_limiters(void **state)
+{
+	struct ctx *c = *state;
+	char body[512];
+	const char *rl = "{\"drive_id\": \"rootfs\", \"rate_limiter\": {\"ops\": "
+			 "{\"size\": 100, \"refill_time\": 1000, \"one_time_burst\": 5}}}";
+
+	snprintf(body, sizeof(body), "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\", "
+		 "\"is_root_device\": true}", c->disk);
+	assert_int_equal(req(c, "PUT", "/drives/rootfs", body), 204);
+	assert_int_equal(req(c, "PUT", "/network-interfaces/eth0",
+			     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}"), 204);
+	/* Before start, as in Firecracker, PATCH is refused. */
+	expect_fault(c, "PATCH", "/drives/rootfs", rl, 400, "before starting the microVM");
+	expect_fault(c, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\"}", 400,
+		     "before starting the microVM");
+	assert_int_equal(c->fake.drive_updates + c->fake.net_updates, 0);
+	start_ok(c);
+
+	assert_int_equal(req(c, "PATCH", "/drives/rootfs", rl), 204);
+	assert_int_equal(c->fake.drive_updates, 1);
+	assert_string_equal(c->fake.updated_id, "rootfs");
+	assert_true(c->fake.drive_rl.present && c->fake.drive_rl.ops.present);
+	assert_false(c->fake.drive_rl.bandwidth.present);
+	assert_int_equal(c->fake.drive_rl.ops.size, 100);
+	assert_int_equal(c->fake.drive_rl.ops.one_time_burst, 5);
+	assert_int_equal(c->fake.drive_rl.ops.refill_time_ms, 1000);
+	/* The running config shows the new limiter. */
+	assert_int_equal(req(c, "GET", "/vm/config", NULL), 200);
+	assert_non_null(strstr(c->last.body, "\"one_time_burst\":5"));
+
+	/* Same path is fine; another one is not; unknown ids and mismatches are 400. */
+	snprintf(body, sizeof(body), "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\"}",
+		 c->disk);
+	assert_int_equal(req(c, "PATCH", "/drives/rootfs", body), 204);
+	snprintf(body, sizeof(body), "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\"}",
+		 c->disk2);
+	expect_fault(c, "PATCH", "/drives/rootfs", body, 400, "path_on_host");
+	expect_fault(c, "PATCH", "/drives/data", "{\"drive_id\": \"data\"}", 400,
+		     "No drive with id");
+	expect_fault(c, "PATCH", "/drives/rootfs", "{\"drive_id\": \"data\"}", 400,
+		     "does not match");
+	expect_fault(c, "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"is_read_only\": true}",
+		     400, "unknown field");
+	expect_fault(c, "PATCH", "/drives/rootfs",
+		     "{\"drive_id\": \"rootfs\", \"rate_limiter\": {\"ops\": {\"size\": 1}}}",
+		     400, "refill_time");
+	assert_int_equal(c->fake.drive_updates, 2);
+	/* The controller's refusal reaches the client. */
+	c->fake.update_rc = -ENODEV;
+	expect_fault(c, "PATCH", "/drives/rootfs", rl, 400, "device is gone");
+	c->fake.update_rc = 0;
+
+	assert_int_equal(req(c, "PATCH", "/network-interfaces/eth0",
+			     "{\"iface_id\": \"eth0\", \"tx_rate_limiter\": {\"bandwidth\": "
+			     "{\"size\": 1000000, \"refill_time\": 1000}}}"), 204);
+	assert_int_equal(c->fake.net_updates, 1);
+	assert_string_equal(c->fake.updated_id, "eth0");
+	assert_false(c->fake.net_rx.present);
+	assert_true(c->fake.net_tx.present && c->fake.net_tx.bandwidth.present);
+	assert_int_equal(c->fake.net_tx.bandwidth.size, 1000000);
+	expect_fault(c, "PATCH", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\"}", 400,
+		     "No network interface");
+	expect_fault(c, "PATCH", "/network-interfaces/eth0",
+		     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap1\"}", 400, "unknown field");
+	assert_int_equal(c->fake.net_updates, 1);
 }
 
 static void test_pause_resume(void **state)
@@ -510,6 +606,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_with, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_patch_limiters, setup, teardown),
 		cmocka_unit_test(test_create_checks),
 		cmocka_unit_test(test_names),
 	};

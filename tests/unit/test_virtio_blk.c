@@ -1,7 +1,8 @@
 /* virtio-blk through its ops on a real temporary image: I/O round trips
  * checked against the file, flush, GET_ID, range/alignment/read-only/type
  * errors, split headers, discard and write zeroes (sparseness), more
- * requests than the backend queue depth, reset, and open-time errors. */
+ * requests than the backend queue depth, reset, open-time errors, and the
+ * rate limiter (ops and bytes, with a fake clock). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -614,6 +615,96 @@ static void test_eventloop_completion(void **state)
 	close(kick_fd);
 }
 
+/* ---- rate limiting ---- */
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void) { return fake_now; }
+
+/* Queue request i (own header and status byte) without running it. */
+static void queue_req(struct fx *f, unsigned i, uint32_t type, uint64_t data_gpa, uint32_t data_len)
+{
+	struct seg s[3];
+	unsigned n = 0;
+	put_hdr(f, HDR_GPA + 64 * i, type, 0);
+	f->ram[STATUS_GPA + i] = 0xEE;
+	s[n++] = (struct seg){ HDR_GPA + 64 * i, 16, false };
+	if (data_len)
+		s[n++] = (struct seg){ data_gpa, data_len, type == T_IN };
+	s[n++] = (struct seg){ STATUS_GPA + i, 1, true };
+	queue_chain(f, s, n);
+}
+
+/* Let the device finish whatever it may without waiting on the limiter. */
+static void settle(struct fx *f)
+{
+	for (int i = 0; i < 200; i++)
+		assert_true(virtio_blk_poll(f->d, false) >= 0);
+}
+
+static void test_rate_limit_ops(void **state)
+{
+	struct fx *f = *state;
+	struct ratelimit_config two_per_s = { .ops = { 2, 0, 1000 } };
+
+	fake_now = 7000000000ull;
+	virtio_blk_set_clock(f->d, fake_clock);
+	virtio_blk_set_rate_limit(f->d, &two_per_s);
+	for (unsigned i = 0; i < 3; i++)
+		queue_req(f, i, T_FLUSH, 0, 0);
+	run_until(f, 2);
+	settle(f);
+	/* The third request waits for the limiter, not for the disk. */
+	assert_int_equal(used_idx(f), 2);
+	assert_int_equal(f->ram[STATUS_GPA + 2], 0xEE);
+	assert_true(f->d->stat_throttled >= 1);
+	fake_now += 499000000ull;   /* one op refills in 500 ms */
+	f->d->ops->queue_notify(f->d, 0);
+	settle(f);
+	assert_int_equal(used_idx(f), 2);
+	fake_now += 1000000ull;
+	assert_true(virtio_blk_poll(f->d, false) >= 0);
+	run_until(f, 3);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(f->ram[STATUS_GPA + i], S_OK);
+}
+
+static void test_rate_limit_bytes_and_update(void **state)
+{
+	struct fx *f = *state;
+	struct ratelimit_config kib_per_s = { .bytes = { 1024, 0, 1000 } }, off = { 0 };
+
+	fake_now = 1000000000ull;
+	virtio_blk_set_clock(f->d, fake_clock);
+	virtio_blk_set_rate_limit(f->d, &kib_per_s);
+	/* Only data counts: a flush passes an empty byte bucket. */
+	queue_req(f, 0, T_IN, DATA_GPA, 1024);
+	queue_req(f, 1, T_FLUSH, 0, 0);
+	queue_req(f, 2, T_IN, DATA_GPA + 0x1000, 512);
+	run_until(f, 2);
+	settle(f);
+	assert_int_equal(used_idx(f), 2);
+	uint64_t throttled = f->d->stat_throttled;
+	assert_true(throttled >= 1);
+	fake_now += 499000000ull;   /* 512 bytes take 500 ms */
+	settle(f);
+	assert_int_equal(used_idx(f), 2);
+	fake_now += 1000000ull;
+	settle(f);
+	run_until(f, 3);
+	assert_int_equal(f->ram[STATUS_GPA + 2], S_OK);
+
+	/* A held request is released when the limit is lifted at run time. */
+	queue_req(f, 3, T_IN, DATA_GPA, 1024);
+	f->d->ops->queue_notify(f->d, 0);
+	settle(f);
+	assert_int_equal(used_idx(f), 3);
+	assert_true(f->d->stat_throttled > throttled);
+	virtio_blk_set_rate_limit(f->d, &off);
+	settle(f);
+	run_until(f, 4);
+	assert_int_equal(f->ram[STATUS_GPA + 3], S_OK);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 #define TRO(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_ro, fx_teardown)
 
@@ -641,6 +732,8 @@ int main(void)
 		T(test_eventloop_completion),
 		TRO(test_shared_read_only),
 		cmocka_unit_test(test_open_errors),
+		T(test_rate_limit_ops),
+		T(test_rate_limit_bytes_and_update),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,11 +3,14 @@
  * (backends/block_raw.c) finishes. Requests are parsed from one copy of the
  * guest's header; data moves directly between guest RAM and the disk. */
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "backends/block.h"
 #include "devices/virtio/blk.h"
@@ -84,6 +87,15 @@ struct blk_dev {
 	bool dying;
 	bool need_signal;
 	struct virtq_elem elem;     /* scratch for virtq_pop */
+	/* Rate limiting. The API thread updates the limiter, so it sits under
+	 * limit_lock. A chain the limiter refused stays in elem (held) until
+	 * timer_fd fires or the driver kicks again. */
+	pthread_mutex_t limit_lock;
+	struct ratelimit limit;
+	uint64_t (*now_ns)(void);
+	int timer_fd;               /* -1 without an event loop */
+	bool held;
+	unsigned held_generation;
 };
 
 /* One request handed to the backend; lives until its last completion. */
@@ -418,6 +430,47 @@ static void blk_signal(struct blk_dev *b)
 	}
 }
 
+static void blk_arm_timer(struct blk_dev *b, uint64_t ns)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000u),
+						.tv_nsec = (long)(ns % 1000000000u) } };
+	if (b->timer_fd >= 0)
+		timerfd_settime(b->timer_fd, 0, &its, NULL);
+}
+
+/* Data bytes a chain moves (reads and writes only, as Firecracker counts). */
+static uint64_t blk_cost_bytes(const struct virtq_elem *e)
+{
+	uint32_t type;
+	if (e->out_len < BLK_HDR_BYTES || e->in_len < 1)
+		return 0;
+	virtq_iov_to_buf(e->iov, e->out_num, 0, &type, sizeof(type));
+	if (type == VIRTIO_BLK_T_IN)
+		return e->in_len - 1;
+	return type == VIRTIO_BLK_T_OUT ? e->out_len - BLK_HDR_BYTES : 0;
+}
+
+/* Charge one request to the limiter. false: throttled; the chain is held in
+ * b->elem and the timer is armed for when it may pass. */
+static bool blk_admit(struct blk_dev *b, const struct virtq_elem *e)
+{
+	uint64_t bytes = blk_cost_bytes(e), now = b->now_ns(), wait = 0;
+	bool ok;
+
+	pthread_mutex_lock(&b->limit_lock);
+	ok = ratelimit_consume(&b->limit, bytes, 1, now);
+	if (!ok)
+		wait = ratelimit_wait_ns(&b->limit, bytes, 1, now);
+	pthread_mutex_unlock(&b->limit_lock);
+	b->held = !ok;
+	if (ok)
+		return true;
+	b->held_generation = b->generation;
+	b->vdev->stat_throttled++;
+	blk_arm_timer(b, wait);
+	return false;
+}
+
 /* Pop and start requests while the backend has room. When it is full we
  * stop; completions call this again, so requests the driver queued
  * meanwhile are not forgotten even though it will not kick again. */
@@ -428,16 +481,21 @@ static void blk_process(struct blk_dev *b)
 	const char *why = NULL;
 
 	while (!b->dying && blk_running(d) && !blk_backend_full(b->be)) {
-		int rc = virtq_pop(q, &b->elem, &why);
-		if (rc < 0) {
-			virtio_dev_needs_reset(d, why);
-			break;
+		if (!b->held || b->held_generation != b->generation) {
+			b->held = false;
+			int rc = virtq_pop(q, &b->elem, &why);
+			if (rc < 0) {
+				virtio_dev_needs_reset(d, why);
+				break;
+			}
+			if (rc == 0) {
+				if (virtq_has_work(q))
+					continue;
+				break;
+			}
 		}
-		if (rc == 0) {
-			if (virtq_has_work(q))
-				continue;
+		if (!blk_admit(b, &b->elem))
 			break;
-		}
 		if (!blk_handle(b, &b->elem))
 			break;
 	}
@@ -470,6 +528,33 @@ static void blk_on_backend_event(void *opaque, uint32_t events)
 		log_ratelimited(&d->rl, LOG_WARN, "%s: completion poll: %s", d->ops->name, strerror(-rc));
 }
 
+static void blk_on_timer(void *opaque, uint32_t events)
+{
+	struct blk_dev *b = opaque;
+	uint64_t expirations;
+	(void)events;
+	if (read(b->timer_fd, &expirations, sizeof(expirations)) < 0)
+		return; /* spurious: nothing expired */
+	blk_process(b);
+}
+
+void virtio_blk_set_rate_limit(struct virtio_dev *d, const struct ratelimit_config *cfg)
+{
+	struct blk_dev *b = d->priv;
+	pthread_mutex_lock(&b->limit_lock);
+	ratelimit_update(&b->limit, cfg, b->now_ns());
+	pthread_mutex_unlock(&b->limit_lock);
+	blk_arm_timer(b, 1); /* a held request may pass now: let the loop look */
+}
+
+void virtio_blk_set_clock(struct virtio_dev *d, uint64_t (*now_ns)(void))
+{
+	struct blk_dev *b = d->priv;
+	pthread_mutex_lock(&b->limit_lock);
+	b->now_ns = now_ns;
+	pthread_mutex_unlock(&b->limit_lock);
+}
+
 static uint64_t blk_features(struct virtio_dev *d)
 {
 	struct blk_dev *b = d->priv;
@@ -498,6 +583,7 @@ static void blk_reset(struct virtio_dev *d)
 	 * stays mapped) but their chains are no longer pushed. */
 	b->generation++;
 	b->need_signal = false;
+	/* A held chain is dropped through held_generation. */
 }
 
 static void blk_config_read(struct virtio_dev *d, uint32_t off, void *buf, uint32_t len)
@@ -517,9 +603,14 @@ static void blk_destroy(struct virtio_dev *d)
 {
 	struct blk_dev *b = d->priv;
 	b->dying = true;
-	if (b->loop)
+	if (b->loop) {
 		eventloop_del(b->loop, b->be->event_fd);
+		eventloop_del(b->loop, b->timer_fd);
+	}
 	blk_backend_close(b->be); /* waits for in-flight requests, which are dropped */
+	if (b->timer_fd >= 0)
+		close(b->timer_fd);
+	pthread_mutex_destroy(&b->limit_lock);
 	free(b->name);
 	free(b);
 	free(d);
@@ -574,6 +665,10 @@ struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, struct eventlo
 		snprintf(err, errlen, "%s: out of memory", cfg->path);
 		goto fail;
 	}
+	pthread_mutex_init(&b->limit_lock, NULL);
+	b->now_ns = ratelimit_now_ns;
+	ratelimit_init(&b->limit, &cfg->limit, b->now_ns());
+	b->timer_fd = -1;
 	if (blk_raw_open(&b->be, cfg->path, cfg->read_only, BLK_QUEUE_DEPTH, err, errlen) < 0)
 		goto fail;
 	b->vdev = d;
@@ -592,9 +687,21 @@ struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, struct eventlo
 			snprintf(err, errlen, "%s: event loop: %s", cfg->path, strerror(-rc));
 			goto fail;
 		}
+		b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		rc = b->timer_fd < 0 ? -errno : eventloop_add(loop, b->timer_fd, EPOLLIN, blk_on_timer, b);
+		if (rc < 0) {
+			eventloop_del(loop, b->be->event_fd);
+			snprintf(err, errlen, "%s: rate limit timer: %s", cfg->path, strerror(-rc));
+			goto fail;
+		}
 	}
 	return d;
 fail:
+	if (b && d) { /* both allocated: the limiter state was set up */
+		if (b->timer_fd >= 0)
+			close(b->timer_fd);
+		pthread_mutex_destroy(&b->limit_lock);
+	}
 	if (b)
 		blk_backend_close(b->be);
 	if (b)

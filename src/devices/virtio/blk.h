@@ -4,7 +4,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "backends/ratelimit.h"
 #include "devices/virtio/virtio.h"
 
 struct eventloop;
@@ -14,6 +16,7 @@ struct blk_config {
 	bool read_only;
 	const char *id;       /* drive name for logs ("rootfs") */
 	const char *serial;   /* GET_ID string, first 20 bytes; NULL: id */
+	struct ratelimit_config limit; /* bytes read/written and requests; zero: none */
 };
 
 /* Open the disk and build the device. loop: backend completions are handled
@@ -27,5 +30,13 @@ struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, struct eventlo
  * queue; wait: block until one finishes if any is in flight. For devices
  * created without an event loop (tests). Completions run, or -errno. */
 int virtio_blk_poll(struct virtio_dev *d, bool wait);
+
+/* Replace the rate limiter's configuration (PATCH /drives/{id}); any thread.
+ * A request held by the old limit is re-checked on the event loop (or on the
+ * next virtio_blk_poll without one). */
+void virtio_blk_set_rate_limit(struct virtio_dev *d, const struct ratelimit_config *cfg);
+/* Tests: the limiter's clock (default ratelimit_now_ns). Set it before
+ * enabling a limit, since buckets start counting at the time they are set. */
+void virtio_blk_set_clock(struct virtio_dev *d, uint64_t (*now_ns)(void));
 
 #endif

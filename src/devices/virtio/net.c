@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -70,7 +71,7 @@ struct net_dev {
 	 * vCPU threads. */
 	pthread_mutex_t lock;
 	struct eventloop *loop;
-	int fd, kick_fd;
+	int fd, kick_fd, timer_fd;
 	bool is_tap, active, link_up;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
@@ -91,6 +92,11 @@ struct net_dev {
 	size_t rx_len, rx_off;     /* frame pending while rx_len != 0 */
 	unsigned rx_nused;
 	struct net_used rx_used[VIRTQ_MAX_SIZE];
+
+	/* Rate limiting: a frame is charged once (tx_paid / rx_paid); one the
+	 * limiter refuses waits (tx_held chain, rx_buf frame) for timer_fd. */
+	struct ratelimit rx_limit, tx_limit;
+	bool tx_paid, rx_paid;
 
 	struct virtio_net_stats st;
 };
@@ -277,6 +283,27 @@ static int net_tx_one(struct net_dev *n, const struct virtq_elem *e)
 	return 1;
 }
 
+static void net_arm_timer(struct net_dev *n, uint64_t ns)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000u),
+						.tv_nsec = (long)(ns % 1000000000u) } };
+	if (n->timer_fd >= 0)
+		timerfd_settime(n->timer_fd, 0, &its, NULL);
+}
+
+/* Charge one frame of len bytes to a limiter. false: throttled, timer armed. */
+static bool net_admit(struct net_dev *n, struct ratelimit *rl, uint64_t len, uint64_t *throttled)
+{
+	uint64_t now = ratelimit_now_ns();
+
+	if (ratelimit_consume(rl, len, 1, now))
+		return true;
+	(*throttled)++;
+	n->vdev.stat_throttled++;
+	net_arm_timer(n, ratelimit_wait_ns(rl, len, 1, now));
+	return false;
+}
+
 static void net_tx_process(struct net_dev *n)
 {
 	bool pushed = false;
@@ -289,6 +316,14 @@ static void net_tx_process(struct net_dev *n)
 			if (net_pop(n, TXQ, &n->tx_elem) <= 0)
 				break;
 			n->tx_held = true;
+			n->tx_paid = false;
+		}
+		if (!n->tx_paid) {
+			const struct virtq_elem *e = &n->tx_elem;
+			uint64_t len = e->out_len > NET_HDR_LEN ? e->out_len - NET_HDR_LEN : 0;
+			if (!net_admit(n, &n->tx_limit, len, &n->st.tx_throttled))
+				break; /* the timer brings us back */
+			n->tx_paid = true;
 		}
 		if (!net_tx_one(n, &n->tx_elem))
 			break; /* EPOLLOUT brings us back */
@@ -367,6 +402,7 @@ static int net_rx_read(struct net_dev *n)
 	n->rx_len = (size_t)r;
 	n->rx_off = 0;
 	n->rx_nused = 0;
+	n->rx_paid = false;
 	return 1;
 }
 
@@ -466,6 +502,11 @@ static void net_rx_process(struct net_dev *n)
 			if (r < 0)
 				continue;
 		}
+		if (!n->rx_paid) {
+			if (!net_admit(n, &n->rx_limit, n->rx_len - NET_HDR_LEN, &n->st.rx_throttled))
+				break; /* the frame waits in rx_buf for the timer */
+			n->rx_paid = true;
+		}
 		uint16_t before = n->vdev.vq[RXQ].used_idx;
 		int r = net_rx_place(n);
 		pushed |= n->vdev.vq[RXQ].used_idx != before;
@@ -500,6 +541,20 @@ static void net_kick_event(void *opaque, uint32_t events)
 
 	(void)events;
 	(void)r;
+	pthread_mutex_lock(&n->lock);
+	net_tx_process(n);
+	net_rx_process(n);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void net_timer_event(void *opaque, uint32_t events)
+{
+	struct net_dev *n = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(n->timer_fd, &v, sizeof(v)) < 0)
+		return; /* nothing expired */
 	pthread_mutex_lock(&n->lock);
 	net_tx_process(n);
 	net_rx_process(n);
@@ -565,6 +620,7 @@ static void net_reset(struct virtio_dev *d)
 	pthread_mutex_lock(&n->lock);
 	n->active = false;
 	n->tx_held = false;
+	n->tx_paid = false;
 	n->rx_have_first = false;
 	n->rx_len = 0;
 	n->rx_nused = 0;
@@ -609,11 +665,14 @@ static void net_destroy(struct virtio_dev *d)
 	if (n->loop) {
 		eventloop_del(n->loop, n->fd);
 		eventloop_del(n->loop, n->kick_fd);
+		eventloop_del(n->loop, n->timer_fd);
 	}
 	if (n->fd >= 0)
 		close(n->fd);
 	if (n->kick_fd >= 0)
 		close(n->kick_fd);
+	if (n->timer_fd >= 0)
+		close(n->timer_fd);
 	pthread_mutex_destroy(&n->lock);
 	free(n->rx_buf);
 	free(n->tx_buf);
@@ -653,6 +712,21 @@ void virtio_net_set_link(struct virtio_dev *d, bool up)
 		d->transport->notify_config(d);
 }
 
+void virtio_net_set_rate_limit(struct virtio_dev *d, const struct ratelimit_config *rx,
+			       const struct ratelimit_config *tx)
+{
+	struct net_dev *n = net_of(d);
+	uint64_t now = ratelimit_now_ns();
+
+	pthread_mutex_lock(&n->lock);
+	if (rx)
+		ratelimit_update(&n->rx_limit, rx, now);
+	if (tx)
+		ratelimit_update(&n->tx_limit, tx, now);
+	pthread_mutex_unlock(&n->lock);
+	net_resched(n); /* a held frame may pass now */
+}
+
 void virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *out)
 {
 	struct net_dev *n = net_of(d);
@@ -681,6 +755,9 @@ struct virtio_dev *virtio_net_create_fd(const struct guest_mem *mem, struct even
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	n->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	n->timer_fd = loop ? timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC) : -1;
+	ratelimit_init(&n->rx_limit, &cfg->rx_limit, ratelimit_now_ns());
+	ratelimit_init(&n->tx_limit, &cfg->tx_limit, ratelimit_now_ns());
 	n->is_tap = net_tap_fd_is_tap(fd, n->ifname);
 	if (!n->is_tap)
 		snprintf(n->ifname, sizeof(n->ifname), "%.*s", IFNAMSIZ - 1,
@@ -695,7 +772,7 @@ struct virtio_dev *virtio_net_create_fd(const struct guest_mem *mem, struct even
 	n->vdev.ops = &net_ops;
 	n->vdev.priv = n;
 	n->vdev.mem = mem;
-	if (!n->rx_buf || !n->tx_buf || n->kick_fd < 0) {
+	if (!n->rx_buf || !n->tx_buf || n->kick_fd < 0 || (loop && n->timer_fd < 0)) {
 		snprintf(err, errlen, "virtio-net %s: out of memory or file descriptors", n->ifname);
 		goto fail;
 	}
@@ -706,6 +783,11 @@ struct virtio_dev *virtio_net_create_fd(const struct guest_mem *mem, struct even
 		rc = eventloop_add(loop, fd, EPOLLIN | EPOLLOUT | EPOLLET, net_tap_event, n);
 		if (rc == 0) {
 			rc = eventloop_add(loop, n->kick_fd, EPOLLIN, net_kick_event, n);
+			if (rc == 0) {
+				rc = eventloop_add(loop, n->timer_fd, EPOLLIN, net_timer_event, n);
+				if (rc)
+					eventloop_del(loop, n->kick_fd);
+			}
 			if (rc)
 				eventloop_del(loop, fd);
 		}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backends/ratelimit.h"
 #include "devices/virtio/virtio.h"
 #include "vmm/eventloop.h"
 #include "vmm/memory.h"
@@ -18,11 +19,14 @@ struct net_config {
 	const char *ifname;    /* host tap interface */
 	bool has_mac;          /* mac was given (already checked by net_mac_parse) */
 	uint8_t mac[6];
+	/* Frames delivered to the guest (rx) and sent by it (tx); zero: none. */
+	struct ratelimit_config rx_limit, tx_limit;
 };
 
 struct virtio_net_stats {
 	uint64_t rx_packets, rx_bytes, rx_dropped, rx_errors;
 	uint64_t tx_packets, tx_bytes, tx_dropped, tx_errors;
+	uint64_t rx_throttled, tx_throttled;   /* rate limiter made a frame wait */
 };
 
 /* Open the tap cfg->ifname and build the device. The tap fd is watched on
@@ -46,6 +50,11 @@ struct virtio_dev *virtio_net_create_fd(const struct guest_mem *mem, struct even
  * dropped (counted). */
 void virtio_net_set_link(struct virtio_dev *d, bool up);
 void virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *out);
+/* Replace the rx and/or tx limiter configuration (NULL: unchanged), from any
+ * thread (PATCH /network-interfaces/{id}). A frame held by the old limit is
+ * re-checked on the event loop. */
+void virtio_net_set_rate_limit(struct virtio_dev *d, const struct ratelimit_config *rx,
+			       const struct ratelimit_config *tx);
 
 /* "52:54:00:12:34:56" (hex digits, either case, ':' separated): 0, or -EINVAL
  * for bad syntax, a multicast/broadcast address or all zeros. */

@@ -74,6 +74,7 @@ struct virtio_dev {
 	struct log_ratelimit rl;          /* guest-caused error messages */
 	/* counters for stats/metrics */
 	uint64_t stat_ops, stat_bytes_in, stat_bytes_out, stat_errors;
+	uint64_t stat_throttled;          /* rate limiter said wait */
 };
 
 static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned bit)
