@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/control.h"
 #include "jail/cgroups.h"
+#include "jail/namespaces.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
 #include "vmm/vm.h"
@@ -55,6 +56,17 @@ static const char run_usage[] =
 "  --cpu-affinity LIST   pin vCPU i to the i-th host CPU of LIST (e.g. 0,2-3;\n"
 "                        reused round-robin)\n"
 "\n"
+"Jail (root only; like Firecracker's jailer, no seccomp filter yet):\n"
+"  --jail                run the VMM in new mount and PID namespaces, pivoted into\n"
+"                        BASE/NAME/root holding only its files (/kernel, /initrd,\n"
+"                        /diskN.img, /dev/kvm, /dev/net/tun, /dev/null,\n"
+"                        /dev/urandom), with no_new_privs and the ids below; the\n"
+"                        API socket is BASE/NAME/root/api.sock, the VMM's pid is\n"
+"                        in BASE/NAME/pid; all removed at exit\n"
+"  --uid U, --gid G      ids the jailed VMM runs as (default: 65534, nobody)\n"
+"  --chroot-base DIR     BASE (default: " JAIL_BASE_DEFAULT ")\n"
+"  --netns PATH          join this network namespace first (e.g. /var/run/netns/X)\n"
+"\n"
 "Control (Firecracker-compatible REST API on a unix socket, mode 0600):\n"
 "  --api-sock PATH       API socket (default: $XDG_RUNTIME_DIR/wafer/NAME/api.sock,\n"
 "                        or /run/wafer/NAME/api.sock as root)\n"
@@ -85,7 +97,7 @@ enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMP
        OPT_PVH, OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_NO_RNG, OPT_NAME,
        OPT_API_SOCK, OPT_NO_API, OPT_API_ONLY, OPT_CONFIG, OPT_ON_POWEROFF, OPT_ON_REBOOT,
        OPT_ON_CRASH, OPT_LOG_FORMAT, OPT_CPU_WEIGHT, OPT_CPU_CAP, OPT_MEM_LIMIT,
-       OPT_CPU_AFFINITY };
+       OPT_CPU_AFFINITY, OPT_JAIL, OPT_UID, OPT_GID, OPT_CHROOT_BASE, OPT_NETNS };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -113,6 +125,11 @@ static const struct option run_options[] = {
 	{ "cpu-cap", required_argument, NULL, OPT_CPU_CAP },
 	{ "memory-limit", required_argument, NULL, OPT_MEM_LIMIT },
 	{ "cpu-affinity", required_argument, NULL, OPT_CPU_AFFINITY },
+	{ "jail", no_argument, NULL, OPT_JAIL },
+	{ "uid", required_argument, NULL, OPT_UID },
+	{ "gid", required_argument, NULL, OPT_GID },
+	{ "chroot-base", required_argument, NULL, OPT_CHROOT_BASE },
+	{ "netns", required_argument, NULL, OPT_NETNS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -320,6 +337,8 @@ static int run_parse_net(const char *arg, struct vm_config *cfg, struct run_stri
 
 struct run_opts {
 	struct cg_config cg;
+	struct jail_config jail;
+	const char *jail_flag;      /* a jail option seen, for "needs --jail" */
 	const char *api_sock;
 	bool no_api, api_only;
 	const char *config;
@@ -444,6 +463,31 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			if (run_parse_affinity(optarg, cfg))
 				return -1;
 			break;
+		case OPT_JAIL: o->jail.enabled = true; break;
+		case OPT_UID:
+		case OPT_GID:
+			if (parse_uint(optarg, 0, 0xfffffffe, &v)) {
+				log_error("--%s %s: expected a numeric id", opt == OPT_UID ? "uid" : "gid", optarg);
+				return -1;
+			}
+			if (opt == OPT_UID)
+				o->jail.uid = (uid_t)v;
+			else
+				o->jail.gid = (gid_t)v;
+			o->jail_flag = opt == OPT_UID ? "--uid" : "--gid";
+			break;
+		case OPT_CHROOT_BASE:
+			if (optarg[0] != '/' || strlen(optarg) > 512) {
+				log_error("--chroot-base %s: expected an absolute directory path", optarg);
+				return -1;
+			}
+			o->jail.base = optarg;
+			o->jail_flag = "--chroot-base";
+			break;
+		case OPT_NETNS:
+			o->jail.netns = optarg;
+			o->jail_flag = "--netns";
+			break;
 		case OPT_API_SOCK: o->api_sock = optarg; break;
 		case OPT_NO_API: o->no_api = true; break;
 		case OPT_API_ONLY: o->api_only = true; break;
@@ -522,6 +566,15 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			  cfg->kernel ? "--kernel" : "--api-only");
 		return -1;
 	}
+	if (o->jail_flag && !o->jail.enabled) {
+		log_error("%s: only with --jail", o->jail_flag);
+		return -1;
+	}
+	if (o->jail.enabled && (o->api_sock || o->config)) {
+		log_error("%s: not with --jail (the jail holds the API socket; give the VM by flags "
+			  "or the API)", o->api_sock ? "--api-sock" : "--config");
+		return -1;
+	}
 	if (!cfg->kernel && !o->api_only && !o->config) {
 		log_error("--kernel: required (see wafer run --help)");
 		return -1;
@@ -562,8 +615,11 @@ int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
 	struct run_strings rs = { .n = 0 };
-	struct run_opts o = { .on_poweroff = POLICY_DESTROY, .cg = { .weight = CG_WEIGHT_DEFAULT } };
+	struct run_opts o = { .on_poweroff = POLICY_DESTROY, .cg = { .weight = CG_WEIGHT_DEFAULT },
+			      .jail = { .uid = JAIL_ID_DEFAULT, .gid = JAIL_ID_DEFAULT,
+					.base = JAIL_BASE_DEFAULT } };
 	struct cg_state cg = { .ndirs = 0 };
+	struct jail_state *jail = NULL;
 	struct run_ctl *ctl = NULL;
 	struct api_router *router = NULL;
 	struct api_server *server = NULL;
@@ -591,6 +647,23 @@ int cmd_run(int argc, char **argv)
 	if (cg_apply(&cg, cfg.name, &o.cg, err, sizeof(err))) {
 		log_error("--cpu-weight/--cpu-cap/--memory-limit: %s", err);
 		goto out;
+	}
+	/* The jail next, before any file is parsed or the socket exists; the
+	 * parent only waits for the VMM (which shares its cgroups) and cleans up. */
+	if (o.jail.enabled) {
+		jail = calloc(1, sizeof(*jail));
+		if (!jail) {
+			log_error("out of memory");
+			goto out;
+		}
+		rc = jail_enter(jail, &o.jail, &cfg, &status, err, sizeof(err));
+		if (rc < 0) {
+			log_error("%s", err);
+			goto out;
+		}
+		if (rc > 0)
+			goto out;
+		cg.ndirs = 0;  /* the parent removes the groups once we are gone */
 	}
 	ctl = calloc(1, sizeof(*ctl));
 	acfg = calloc(1, sizeof(*acfg));
@@ -625,8 +698,8 @@ int cmd_run(int argc, char **argv)
 	}
 
 	if (!o.no_api) {
-		if (o.api_sock) {
-			snprintf(path, sizeof(path), "%s", o.api_sock);
+		if (o.api_sock || jail) {
+			snprintf(path, sizeof(path), "%s", jail ? JAIL_SOCK : o.api_sock);
 		} else if (api_socket_default_path(cfg.name, path, sizeof(path))) {
 			log_error("--name %s: no default API socket path; use --api-sock or --no-api", cfg.name);
 			goto out;
@@ -639,7 +712,7 @@ int cmd_run(int argc, char **argv)
 		/* `wafer ls/stop` find the process through a pid file in the
 		 * VM's own runtime directory (only there: a user-chosen socket
 		 * may sit in a shared directory). */
-		if (!o.api_sock)
+		if (!o.api_sock && !jail)
 			run_pidfile(path, pidfile, sizeof(pidfile));
 	}
 	status = run_ctl_main(ctl);
@@ -658,6 +731,7 @@ out:
 		free(ctl);
 	}
 	free(acfg);
+	free(jail);
 	cg_release(&cg);
 	run_strings_free(&rs);
 	return status;

@@ -101,7 +101,7 @@ help)
 	# Every long option the parser accepts must be documented.
 	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level log-format help disk net rng no-rng name \
 		 api-sock no-api api-only config on-poweroff on-reboot on-crash cpu-weight cpu-cap \
-		 memory-limit cpu-affinity; do
+		 memory-limit cpu-affinity jail uid gid chroot-base netns; do
 		grep -q -- "--$f" "$T/out" || fail "wafer run --help does not document --$f"
 	done ;;
 version)
@@ -360,6 +360,79 @@ resource-bad)
 	expect_error 1 -- '--memory-limit 1M: expected a size of at least 16M' run --kernel x --memory-limit 1M
 	expect_error 1 -- '--cpu-affinity 0,99999: host CPU 99999' run --kernel x --cpu-affinity 0,99999
 	expect_error 1 -- '--cpu-affinity 3-1: expected a list' run --kernel x --cpu-affinity 3-1 ;;
+jail)
+	# Checked from outside, on the VMM process (its host pid is in
+	# BASE/NAME/pid): ids, no_new_privs, namespaces, root, and the jail
+	# gone after SIGTERM. --api-only: no KVM needed.
+	[ "$(id -u)" = 0 ] || skip "--jail needs root"
+	base=$T/jails name=itjail-$$
+	cp "$(guest hello)" "$T/k"; chmod 644 "$T/k"; echo disk >"$T/d.img"
+	for kernel in "" "$T/k"; do
+		# LeakSanitizer needs /proc, which the jail does not have.
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+		"$WAFER" run --jail --uid 65534 --gid 65534 --chroot-base "$base" --api-only --name "$name" \
+			--log-level info ${kernel:+--kernel "$kernel" --disk "$T/d.img,ro"} \
+			</dev/null >"$T/out" 2>"$T/err" & WPID=$!
+		SOCK=$base/$name/root/api.sock
+		for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+		[ -S "$SOCK" ] || fail "no API socket at $SOCK"
+		grep -q "API socket $SOCK" "$T/err" || fail "host socket path not logged"
+		expect_api 200 '"state":"Not started"' GET /
+		vmm=$(cat "$base/$name/pid") || fail "no pid file"
+		[ "$vmm" != "$WPID" ] || fail "the VMM is not a child process"
+		st=/proc/$vmm/status
+		grep -qE '^Uid:\s+65534\s+65534\s+65534\s+65534$' "$st" || fail "uid: $(grep Uid "$st")"
+		grep -qE '^Gid:\s+65534\s+65534\s+65534\s+65534$' "$st" || fail "gid: $(grep Gid "$st")"
+		grep -qE '^Groups:\s*$' "$st" || fail "supplementary groups kept: $(grep Groups "$st")"
+		grep -qE '^NoNewPrivs:\s+1$' "$st" || fail "no_new_privs not set"
+		grep -qE '^Seccomp:' "$st" || fail "no Seccomp field"
+		grep -qE '^NSpid:\s+[0-9]+\s+1$' "$st" || fail "not PID 1 of a new PID namespace: $(grep NSpid "$st")"
+		for ns in mnt pid; do
+			[ "$(readlink /proc/$vmm/ns/$ns)" != "$(readlink /proc/self/ns/$ns)" ] || fail "same $ns namespace as the host"
+		done
+		# The root is the jail directory itself (readlink only says "/"
+		# from another mount namespace), and nothing of the host is there.
+		[ "$(stat -Lc %d:%i /proc/$vmm/root)" = "$(stat -c %d:%i "$base/$name/root")" ] || fail "root is not the jail"
+		[ -e /proc/$vmm/root/etc ] && fail "host /etc visible in the jail"
+		[ -c /proc/$vmm/root/dev/kvm ] || fail "no /dev/kvm node in the jail"
+		[ "$(stat -c %t:%T /proc/$vmm/root/dev/kvm)" = "a:e8" ] || fail "/dev/kvm is not 10:232"
+		if [ -n "$kernel" ]; then
+			cmp -s "$kernel" /proc/$vmm/root/kernel || fail "the kernel is not in the jail"
+			cmp -s "$T/d.img" /proc/$vmm/root/disk0.img || fail "the disk is not in the jail"
+			grep -qE "^[^ ]+ /disk0.img [^ ]+ ro," /proc/$vmm/mounts || fail "ro disk mounted read-write"
+			grep -q ' /kernel ' /proc/$vmm/mountinfo || fail "kernel not bind-mounted"
+		fi
+		grep -q "$name/root" /proc/self/mountinfo && fail "jail mounts leaked to the host"
+		kill -TERM "$WPID"; wait_wafer
+		[ $rc -eq 4 ] || fail "exit status $rc after SIGTERM, expected 4"
+		kill -0 "$vmm" 2>/dev/null && fail "VMM $vmm still running"
+		[ -e "$base/$name" ] && fail "jail directory left behind: $(ls -R "$base/$name")"
+		grep -q 'Sanitizer' "$T/err" && fail "sanitizer report"
+	done
+	true ;;
+jail-bad)
+	expect_error 1 -- '--uid: only with --jail' run --api-only --uid 65534
+	expect_error 1 -- '--netns: only with --jail' run --api-only --netns /nonexistent
+	expect_error 1 -- '--uid abc: expected a numeric id' run --api-only --jail --uid abc
+	expect_error 1 -- '--chroot-base rel/dir: expected an absolute' run --api-only --jail --chroot-base rel/dir
+	expect_error 1 -- '--api-sock: not with --jail' run --api-only --jail --api-sock "$T/s"
+	if [ "$(id -u)" != 0 ]; then
+		expect_error 1 -- '--jail: needs root' run --api-only --jail --chroot-base "$T/b"
+		skip "the rest needs root"
+	fi
+	expect_error 1 -- "--chroot-base /nonexistent/x: No such file" run --api-only --jail --chroot-base /nonexistent/x
+	touch "$T/file"
+	expect_error 1 -- "--chroot-base $T/file: Not a directory" run --api-only --jail --chroot-base "$T/file"
+	expect_error 1 -- "--kernel $T/nokernel: No such file" \
+		run --api-only --jail --chroot-base "$T/b" --name itjb-$$ --kernel "$T/nokernel"
+	[ -e "$T/b/itjb-$$" ] && fail "jail left behind after a bad --kernel"
+	expect_error 1 -- "--disk $T: Is a directory" run --api-only --jail --chroot-base "$T/b" --disk "$T"
+	expect_error 1 -- "--netns /nonexistent/ns: No such file" \
+		run --api-only --jail --chroot-base "$T/b" --name itjb-$$ --netns /nonexistent/ns
+	[ -e "$T/b/itjb-$$" ] && fail "jail left behind after a bad --netns"
+	mkdir -p "$T/b/itjb-$$"
+	expect_error 1 -- "--jail: $T/b/itjb-$$ exists" run --api-only --jail --chroot-base "$T/b" --name itjb-$$
+	true ;;
 # ---- KVM device -----------------------------------------------------------
 kvm-absent)
 	WAFER_KVM_DEVICE=/nonexistent/kvm expect_error 1 '/nonexistent/kvm: not present' run --kernel "$(guest hello)" ;;
