@@ -332,7 +332,10 @@ bool virtq_has_work(struct virtq *q)
 	return load_acquire16(avail_idx) != q->last_avail;
 }
 
-size_t virtq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+/* Copy between a flat buffer and a chain's segments, from byte skip of the
+ * segments on; bounded by both. */
+static size_t virtq_iov_copy(const struct iovec *iov, unsigned n, size_t skip, uint8_t *buf,
+			     size_t len, bool to_iov)
 {
 	size_t done = 0;
 	for (unsigned i = 0; i < n && done < len; i++) {
@@ -344,28 +347,24 @@ size_t virtq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *
 		size_t chunk = seg - skip;
 		if (chunk > len - done)
 			chunk = len - done;
-		memcpy((uint8_t *)buf + done, (const uint8_t *)iov[i].iov_base + skip, chunk);
+		uint8_t *g = (uint8_t *)iov[i].iov_base + skip;
+		if (to_iov)
+			memcpy(g, buf + done, chunk);
+		else
+			memcpy(buf + done, g, chunk);
 		done += chunk;
 		skip = 0;
 	}
 	return done;
 }
 
+size_t virtq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+{
+	return virtq_iov_copy(iov, n, skip, buf, len, false);
+}
+
 size_t virtq_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
 {
-	size_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t seg = iov[i].iov_len;
-		if (skip >= seg) {
-			skip -= seg;
-			continue;
-		}
-		size_t chunk = seg - skip;
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + skip, (const uint8_t *)buf + done, chunk);
-		done += chunk;
-		skip = 0;
-	}
-	return done;
+	/* The buffer is only read in this direction. */
+	return virtq_iov_copy(iov, n, skip, (uint8_t *)(uintptr_t)buf, len, true);
 }
