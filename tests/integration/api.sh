@@ -257,6 +257,7 @@ if [ -n "${WAFER:-}" ]; then
 	grep -q 'HELLO CONSOLE' "$T/c.out" || fail "console output: $(cat "$T/c.out")"
 	expect 200 '"state":"Running"' GET /
 	stop_server
+	rmdir "$(dirname "$SOCK")"   # the test server made the VM's runtime directory
 fi
 
 echo "PASS: control API over HTTP"
