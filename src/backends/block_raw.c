@@ -116,6 +116,8 @@ static struct io_uring_sqe *raw_sqe(struct blk_raw *r, struct raw_req *q)
 	return sqe;
 }
 
+/* Reads, writes and flushes: one request slot, then the ring or, where
+ * io_uring is refused, the synchronous call finished on the I/O thread. */
 static int raw_rw(struct blk_backend *b, enum raw_op op, uint64_t off, const struct iovec *iov,
 		  unsigned n, blk_done_fn done, void *opaque)
 {
@@ -131,13 +133,19 @@ static int raw_rw(struct blk_backend *b, enum raw_op op, uint64_t off, const str
 		}
 		if (op == RAW_READ)
 			io_uring_prep_readv(sqe, r->fd, iov, n, off);
-		else
+		else if (op == RAW_WRITE)
 			io_uring_prep_writev(sqe, r->fd, iov, n, off);
+		else
+			io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
 		return 0;
 	}
-	ssize_t got = op == RAW_READ ? preadv(r->fd, iov, (int)n, (off_t)off)
-				     : pwritev(r->fd, iov, (int)n, (off_t)off);
-	req_finish_later(r, q, errno_res(got));
+	int64_t res;
+	if (op == RAW_FLUSH)
+		res = fdatasync(r->fd) < 0 ? -(int64_t)errno : 0;
+	else
+		res = errno_res(op == RAW_READ ? preadv(r->fd, iov, (int)n, (off_t)off)
+					       : pwritev(r->fd, iov, (int)n, (off_t)off));
+	req_finish_later(r, q, res);
 	return 0;
 }
 
@@ -157,21 +165,7 @@ static int raw_writev(struct blk_backend *b, uint64_t off, const struct iovec *i
 
 static int raw_flush(struct blk_backend *b, blk_done_fn done, void *opaque)
 {
-	struct blk_raw *r = (struct blk_raw *)b;
-	struct raw_req *q = req_get(r, RAW_FLUSH, done, opaque);
-	if (!q)
-		return -EAGAIN;
-	if (r->uring) {
-		struct io_uring_sqe *sqe = raw_sqe(r, q);
-		if (!sqe) {
-			req_put(r, q);
-			return -EAGAIN;
-		}
-		io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
-		return 0;
-	}
-	req_finish_later(r, q, fdatasync(r->fd) < 0 ? -(int64_t)errno : 0);
-	return 0;
+	return raw_rw(b, RAW_FLUSH, 0, NULL, 0, done, opaque);
 }
 
 /* Submit a fallocate for q (files) through the ring when possible. */
