@@ -1,5 +1,6 @@
 /* Guest RAM allocation and the bounds-checked guest-physical accessor. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -29,8 +30,70 @@ int gmem_alloc(struct guest_mem *m, uint64_t size)
 	return 0;
 }
 
+int gmem_map_file(struct guest_mem *m, int fd, uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	madvise(p, size, MADV_DONTDUMP);
+	gmem_init(m, p, size);
+	m->owned = 1;
+	return 0;
+}
+
+int gmem_dirty_start(struct guest_mem *m)
+{
+	if (m->dirty)
+		return 0;
+	_Atomic uint64_t *d = calloc(gmem_bitmap_words(m) ? gmem_bitmap_words(m) : 1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	m->dirty = d;
+	return 0;
+}
+
+void gmem_dirty_stop(struct guest_mem *m)
+{
+	free((void *)m->dirty);
+	m->dirty = NULL;
+}
+
+static void gmem_mark_offset(const struct guest_mem *m, uint64_t off, uint64_t len)
+{
+	if (!m->dirty || !len || off >= m->size)
+		return;
+	if (len > m->size - off)
+		len = m->size - off;
+	uint64_t first = off >> GMEM_PAGE_SHIFT, last = (off + len - 1) >> GMEM_PAGE_SHIFT;
+	for (uint64_t pg = first; pg <= last; pg++)
+		atomic_fetch_or_explicit(&m->dirty[pg / 64], 1ull << (pg % 64), memory_order_relaxed);
+}
+
+void gmem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	const uint8_t *p = m->dirty ? gmem_ptr(m, gpa, len) : NULL;
+	if (p)
+		gmem_mark_offset(m, (uint64_t)(p - m->host), len);
+}
+
+void gmem_mark_dirty_host(const struct guest_mem *m, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	if (!m->dirty || !m->host || b < m->host || b >= m->host + m->size)
+		return;
+	gmem_mark_offset(m, (uint64_t)(b - m->host), len);
+}
+
+void gmem_dirty_harvest(struct guest_mem *m, uint64_t *out)
+{
+	size_t n = gmem_bitmap_words(m);
+	for (size_t i = 0; m->dirty && i < n; i++)
+		out[i] |= atomic_exchange_explicit(&m->dirty[i], 0, memory_order_relaxed);
+}
+
 void gmem_free(struct guest_mem *m)
 {
+	gmem_dirty_stop(m);
 	if (m->owned && m->host)
 		munmap(m->host, m->size);
 	m->host = NULL;

@@ -6,14 +6,28 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdatomic.h>
 
 struct guest_mem {
 	uint8_t *host;      /* base of the host mapping (low region, then high) */
 	uint64_t size;      /* total guest RAM in bytes */
 	uint64_t low_size;  /* RAM mapped at GPA [0, low_size) */
 	uint64_t high_size; /* RAM mapped at GPA [MEM_HIGH_START, +high_size) */
-	int owned;          /* host mapping was created by gmem_alloc */
+	int owned;          /* host mapping was created by gmem_alloc/gmem_map_file */
+	/* While migrating: one bit per 4 KiB page of the host mapping (low RAM
+	 * first, then high), set by VMM-side writes (device DMA, used rings).
+	 * KVM's dirty log covers the vCPUs' writes; this covers ours. */
+	_Atomic uint64_t *dirty;
 };
+
+#define GMEM_PAGE_SHIFT 12
+#define GMEM_PAGE_SIZE  (1ull << GMEM_PAGE_SHIFT)
+
+static inline uint64_t gmem_pages(const struct guest_mem *m) { return m->size >> GMEM_PAGE_SHIFT; }
+static inline size_t gmem_bitmap_words(const struct guest_mem *m)
+{
+	return (size_t)((gmem_pages(m) + 63) / 64);
+}
 
 /* Split size bytes of RAM around the MMIO hole, backed by an existing host
  * buffer of at least size bytes (unit tests use malloc'd buffers). */
@@ -21,6 +35,20 @@ void gmem_init(struct guest_mem *m, void *host, uint64_t size);
 /* mmap anonymous RAM for a guest; returns 0 or -errno. */
 int gmem_alloc(struct guest_mem *m, uint64_t size);
 void gmem_free(struct guest_mem *m);
+/* Map size bytes of fd (a snapshot's memory file) as guest RAM, copy-on-
+ * write (MAP_PRIVATE): nothing is read until the guest touches a page. */
+int gmem_map_file(struct guest_mem *m, int fd, uint64_t size);
+
+/* VMM-side dirty tracking for migration. start: 0 or -ENOMEM; marking is a
+ * no-op while tracking is off. harvest ORs the pages dirtied since the last
+ * harvest into out (gmem_bitmap_words words) and clears them. */
+int gmem_dirty_start(struct guest_mem *m);
+void gmem_dirty_stop(struct guest_mem *m);
+void gmem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* The same for a host pointer range inside guest RAM (iovecs of a chain);
+ * ranges outside RAM are ignored. */
+void gmem_mark_dirty_host(const struct guest_mem *m, const void *p, size_t len);
+void gmem_dirty_harvest(struct guest_mem *m, uint64_t *out);
 
 /* Host pointer for [gpa, gpa+len) if the whole range is guest RAM inside one
  * region, else NULL. len 0 is valid for any gpa inside RAM. Overflow-safe. */
