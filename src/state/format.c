@@ -10,9 +10,9 @@
 
 #include "state/format.h"
 
-uint32_t snap_crc32(const void *data, size_t len)
+static uint32_t crc_extend(uint32_t crc, const void *data, size_t len)
 {
-	uLong c = crc32(0L, Z_NULL, 0);
+	uLong c = crc;
 	const uint8_t *p = data;
 	while (len) {
 		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
@@ -21,6 +21,18 @@ uint32_t snap_crc32(const void *data, size_t len)
 		len -= n;
 	}
 	return (uint32_t)c;
+}
+
+uint32_t snap_crc32(const void *data, size_t len)
+{
+	return crc_extend((uint32_t)crc32(0L, Z_NULL, 0), data, len);
+}
+
+/* A section's CRC covers its header (name, instance, version, length) and
+ * its payload, so a flipped name or instance is caught like a flipped byte. */
+static uint32_t section_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
+{
+	return crc_extend(snap_crc32(hdr, 32), payload, len);
 }
 
 void snap_buf_init(struct snap_buf *b)
@@ -128,7 +140,7 @@ void snap_section_end(struct snap_buf *b, size_t token)
 		return;
 	}
 	patch_le(b, token + 24, len, 8);
-	patch_le(b, token + 32, snap_crc32(b->p + start, len), 4);
+	patch_le(b, token + 32, section_crc(b->p + token, b->p + start, len), 4);
 }
 
 void snap_put_end(struct snap_buf *b)
@@ -220,7 +232,7 @@ long snap_section_parse(const uint8_t *data, size_t len, struct snap_section *s,
 		return 0;
 	s->data = data + SNAP_SECTION_HDR;
 	s->len = (size_t)plen;
-	if (snap_crc32(s->data, s->len) != crc) {
+	if (section_crc(data, s->data, s->len) != crc) {
 		snprintf(err, errlen, "section %s/%u: checksum mismatch (corrupt)", s->name,
 			 s->instance);
 		return -EINVAL;

@@ -1,6 +1,6 @@
 /* The state container shared by snapshots (a file) and live migration (a
  * stream): a versioned header and named sections, each with its own version,
- * length and CRC-32. Values are little-endian and written field by field --
+ * length and CRC-32 (header + payload). Values are little-endian and written field by field --
  * never a raw struct -- so the format does not depend on compiler layout.
  *
  * Writers append to a growing buffer; readers get a bounds-checked cursor
