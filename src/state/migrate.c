@@ -4,19 +4,25 @@
  * state container of format.h, every section with its own CRC-32.
  *
  * Source -> destination: snap header, "mig-hello"; after the destination's
- * "mig-ready", any number of "mig-pages"; at switch-over (source paused) the
- * last "mig-pages", the save_state sections and "end". Destination ->
- * source: snap header, "mig-ready" or "mig-refuse", then "mig-done" once
+ * "mig-ready", pre-copy rounds of "mig-pages", each closed by "mig-sync";
+ * at switch-over (source paused) the last "mig-pages", the save_state
+ * sections and "end". Destination -> source: snap header, "mig-ready" or
+ * "mig-refuse", a "mig-synced" for every "mig-sync", "mig-done" once
  * everything is loaded, or "mig-error" at any time. The source answers
  * "mig-done" with "mig-go" and stops; the destination runs only after
  * "mig-go". "mig-abort" tells the destination the source gave up.
+ *
+ * The sync round trip empties the pipeline at the end of every round: the
+ * round's time then includes what socket buffers held, so the bandwidth
+ * is what the destination really absorbed, and the switch-over starts
+ * with nothing in flight -- the downtime is the last pages, not a backlog.
  *
  *   mig-hello  proto u32, page size u32, memory bytes u64,
  *              wafer version (u16 len + bytes), caller's hello (u32 len + bytes)
  *   mig-pages  round u32, count u32 (<= MIG_BATCH), then count records:
  *              u64 page index (| MIG_ZERO), 4096 bytes unless MIG_ZERO
  *   mig-refuse, mig-error, mig-abort   errno u32, message (u16 len + bytes)
- *   mig-ready, mig-done, mig-go        empty
+ *   mig-ready, mig-sync, mig-synced, mig-done, mig-go   u32 (the round, or 0)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -136,6 +144,7 @@ struct mig_conn {
 	bool eof;                    /* the peer shut down its side */
 	bool watch_rx;               /* read the peer while writing (source) */
 	bool tx_torn;                /* a write failed inside a section */
+	int outq;                    /* bytes in our send queue at the last look */
 };
 
 static int conn_init(struct mig_conn *c, int fd, unsigned io_timeout_ms, size_t cap,
@@ -151,23 +160,31 @@ static int conn_init(struct mig_conn *c, int fd, unsigned io_timeout_ms, size_t 
 	return c->rx ? 0 : -ENOMEM;
 }
 
-/* Wait for events until deadline: revents, or -ETIMEDOUT / -ECANCELED
- * (cancel is only honoured where the stream is between sections). */
-static int conn_poll(struct mig_conn *c, short events, uint64_t deadline, bool cancellable)
+/* Wait for events until *deadline: revents, or -ETIMEDOUT / -ECANCELED
+ * (cancel is only honoured where the stream is between sections). While
+ * our own bytes still drain into a slow link (the send queue shrinks), the
+ * peer is not silent: the deadline moves. */
+static int conn_poll(struct mig_conn *c, short events, uint64_t *deadline, bool cancellable)
 {
 	for (;;) {
 		if (cancellable && c->cancel && atomic_load(c->cancel))
 			return -ECANCELED;
 		uint64_t t = now_ns();
-		if (t >= deadline)
+		if (t >= *deadline)
 			return -ETIMEDOUT;
-		uint64_t left = (deadline - t + NS_PER_MS - 1) / NS_PER_MS;
+		uint64_t left = (*deadline - t + NS_PER_MS - 1) / NS_PER_MS;
 		struct pollfd pfd = { .fd = c->fd, .events = events };
 		int r = poll(&pfd, 1, left > MIG_POLL_SLICE_MS ? MIG_POLL_SLICE_MS : (int)left);
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r > 0)
 			return pfd.revents;
+		int q;
+		if (r == 0 && !ioctl(c->fd, SIOCOUTQ, &q)) {
+			if (q < c->outq)
+				*deadline = now_ns() + c->io_timeout_ns;
+			c->outq = q;
+		}
 	}
 }
 
@@ -238,7 +255,7 @@ static int conn_need(struct mig_conn *c, size_t n, char *err, size_t errlen)
 			rc = -ECONNRESET;
 			goto out;
 		}
-		rc = conn_poll(c, POLLIN, deadline, true);
+		rc = conn_poll(c, POLLIN, &deadline, true);
 		if (rc < 0)
 			goto out;
 		rc = conn_recv(c);
@@ -317,7 +334,7 @@ static int conn_write(struct mig_conn *c, const void *data, size_t len, char *er
 
 	while (done < len) {
 		short ev = POLLOUT | (c->watch_rx && !c->eof ? POLLIN : 0);
-		rc = conn_poll(c, ev, deadline, done == 0);
+		rc = conn_poll(c, ev, &deadline, done == 0);
 		if (rc < 0)
 			goto out;
 		if ((rc & POLLIN) && c->watch_rx) {
@@ -375,11 +392,18 @@ static int parse_msg(const struct snap_section *s, char *msg, size_t msglen)
 	return code >= 1 && code < 4096 ? -(int)code : -EPROTO;
 }
 
-static int conn_send_section(struct mig_conn *c, const char *name, char *err, size_t errlen)
+/* A control section (ready, sync, synced, done, go), after a stream header
+ * if header. */
+static int conn_send_ctl(struct mig_conn *c, bool header, const char *name, uint32_t value,
+			 char *err, size_t errlen)
 {
 	struct snap_buf b;
 	snap_buf_init(&b);
-	snap_section_end(&b, snap_section_begin(&b, name, 0, 1));
+	if (header)
+		snap_put_header(&b);
+	size_t tok = snap_section_begin(&b, name, 0, 1);
+	snap_buf_put_u32(&b, value);
+	snap_section_end(&b, tok);
 	int rc = b.err ? b.err : conn_write(c, b.p, b.len, err, errlen);
 	snap_buf_free(&b);
 	return rc;
@@ -402,6 +426,7 @@ struct mig_send {
 	uint64_t left_pages;        /* of this round, not yet looked at */
 	uint64_t send_ns;           /* this round: time spent filling and writing batches */
 	uint64_t round_bytes;       /* this round: bytes written */
+	uint64_t rtt_ns;            /* shortest sync round trip: the link's latency */
 	uint64_t pages, zero_pages;
 	uint64_t deadline;          /* pre-copy timeout; 0 once paused */
 	uint64_t t0, pace_t0, pace_bytes;
@@ -422,8 +447,49 @@ static void send_timeout_msg(struct mig_send *s)
 		 s->p.auto_converge ? "" : "; try auto-converge or a larger downtime");
 }
 
+/* sec is the destination's mig-error or mig-refuse: its errno, its words. */
+static int send_remote_failed(struct mig_send *s, const struct snap_section *sec,
+			      const char *prefix)
+{
+	char msg[MIG_MSG_MAX + 1];
+	int rc = parse_msg(sec, msg, sizeof(msg));
+	s->remote_failed = true;
+	snprintf(s->err, s->errlen, "%s: %s", prefix, msg);
+	return rc;
+}
+
+static bool is_failure(const struct snap_section *sec)
+{
+	return !strcmp(sec->name, "mig-error") || !strcmp(sec->name, "mig-refuse");
+}
+
+/* Wait for the destination's next control section, which must be want
+ * (its u32 in *value): 0, or -errno with err saying what we were waiting
+ * for, or the destination's own reason after remote. */
+static int send_expect(struct mig_send *s, const char *want, uint32_t *value,
+		       const char *waiting, const char *remote)
+{
+	struct snap_section sec;
+	char msg[MIG_MSG_MAX + 1];
+	int rc = conn_read(&s->c, &sec, s->err, s->errlen);
+	if (rc) {
+		snprintf(msg, sizeof(msg), "%s", s->err);
+		snprintf(s->err, s->errlen, "%s: %s", waiting, msg);
+		return rc;
+	}
+	if (is_failure(&sec))
+		return send_remote_failed(s, &sec, remote);
+	if (strcmp(sec.name, want) || sec.len != 4) {
+		snprintf(s->err, s->errlen, "unexpected %s from the destination (expected %s)",
+			 sec.name, want);
+		return -EPROTO;
+	}
+	*value = (uint32_t)le_get(sec.data, 4);
+	return 0;
+}
+
 /* Handle whatever the destination sent meanwhile (only "mig-error" may
- * come before "mig-done"). Does not block. */
+ * come unasked). Does not block. */
 static int send_check_replies(struct mig_send *s)
 {
 	struct snap_section sec;
@@ -444,12 +510,8 @@ static int send_check_replies(struct mig_send *s)
 	}
 	if (n > 0) {
 		s->c.rx_off += (size_t)n;
-		if (!strcmp(sec.name, "mig-error") || !strcmp(sec.name, "mig-refuse")) {
-			s->remote_failed = true;
-			rc = parse_msg(&sec, msg, sizeof(msg));
-			snprintf(s->err, s->errlen, "destination: %s", msg);
-			return rc;
-		}
+		if (is_failure(&sec))
+			return send_remote_failed(s, &sec, "destination");
 		snprintf(s->err, s->errlen, "unexpected %s from the destination", sec.name);
 		return -EPROTO;
 	}
@@ -574,9 +636,8 @@ static int send_round(struct mig_send *s, unsigned round)
 static int send_hello(struct mig_send *s, const void *hello, size_t hello_len)
 {
 	struct snap_buf b;
-	struct snap_section sec;
-	char msg[MIG_MSG_MAX + 1];
 	size_t vlen = strlen(WAFER_VERSION);
+	uint32_t v;
 	int rc;
 
 	snap_buf_init(&b);
@@ -599,21 +660,14 @@ static int send_hello(struct mig_send *s, const void *hello, size_t hello_len)
 	if (rc)
 		goto out;
 	rc = conn_read_header(&s->c, s->err, s->errlen);
-	if (!rc)
-		rc = conn_read(&s->c, &sec, s->err, s->errlen);
 	if (rc) {
+		char msg[MIG_MSG_MAX + 1];
 		snprintf(msg, sizeof(msg), "%s", s->err);
 		snprintf(s->err, s->errlen, "destination did not answer the hello: %s", msg);
 		goto out;
 	}
-	if (!strcmp(sec.name, "mig-refuse") || !strcmp(sec.name, "mig-error")) {
-		s->remote_failed = true;
-		rc = parse_msg(&sec, msg, sizeof(msg));
-		snprintf(s->err, s->errlen, "destination refused: %s", msg);
-	} else if (strcmp(sec.name, "mig-ready")) {
-		rc = -EPROTO;
-		snprintf(s->err, s->errlen, "unexpected %s from the destination", sec.name);
-	}
+	rc = send_expect(s, "mig-ready", &v, "destination did not answer the hello",
+			 "destination refused");
 out:
 	snap_buf_free(&b);
 	return rc;
@@ -647,8 +701,7 @@ static int send_check_state(const struct snap_buf *st, char *err, size_t errlen)
 static int send_switchover(struct mig_send *s, unsigned round)
 {
 	struct snap_buf st;
-	struct snap_section sec;
-	char msg[MIG_MSG_MAX + 1];
+	uint32_t v;
 	int rc;
 
 	snap_buf_init(&st);
@@ -677,27 +730,35 @@ static int send_switchover(struct mig_send *s, unsigned round)
 		rc = send_write_failed(s, rc);
 		goto out;
 	}
-	rc = conn_read(&s->c, &sec, s->err, s->errlen);
-	if (rc) {
-		snprintf(msg, sizeof(msg), "%s", s->err);
-		snprintf(s->err, s->errlen, "no confirmation from the destination: %s", msg);
-		goto out;
-	}
-	if (!strcmp(sec.name, "mig-error")) {
-		s->remote_failed = true;
-		rc = parse_msg(&sec, msg, sizeof(msg));
-		snprintf(s->err, s->errlen, "destination: %s", msg);
-		goto out;
-	}
-	if (strcmp(sec.name, "mig-done")) {
-		rc = -EPROTO;
-		snprintf(s->err, s->errlen, "unexpected %s from the destination", sec.name);
-		goto out;
-	}
-	rc = conn_send_section(&s->c, "mig-go", s->err, s->errlen);
+	rc = send_expect(s, "mig-done", &v, "no confirmation from the destination", "destination");
+	if (!rc)
+		rc = conn_send_ctl(&s->c, false, "mig-go", round, s->err, s->errlen);
 out:
 	snap_buf_free(&st);
 	return rc;
+}
+
+/* Close a round: mig-sync, and wait until the destination has taken in
+ * everything before it. The wait counts as sending time. */
+static int send_sync(struct mig_send *s, unsigned round)
+{
+	uint64_t t = now_ns();
+	uint32_t v;
+	int rc = conn_send_ctl(&s->c, false, "mig-sync", round, s->err, s->errlen);
+	if (rc)
+		return send_write_failed(s, rc);
+	rc = send_expect(s, "mig-synced", &v, "destination stopped answering", "destination");
+	if (rc)
+		return rc;
+	if (v != round) {
+		snprintf(s->err, s->errlen, "destination synced round %u, expected %u", v, round);
+		return -EPROTO;
+	}
+	uint64_t wait = now_ns() - t;
+	s->send_ns += wait;
+	if (!s->rtt_ns || wait < s->rtt_ns)
+		s->rtt_ns = wait;
+	return 0;
 }
 
 /* After a round: rates, expected downtime, progress. True to switch over. */
@@ -705,15 +766,14 @@ static bool send_assess(struct mig_send *s, unsigned round, uint64_t dirty_pages
 			uint64_t interval_ns, uint64_t *bw_bytes, uint64_t *bw_ns)
 {
 	uint64_t dirty = dirty_pages * GMEM_PAGE_SIZE;
-	/* A decaying, bytes-weighted average: small rounds (which mostly fill
-	 * socket buffers) do not swing it much. */
+	/* A decaying, bytes-weighted average over rounds. */
 	*bw_bytes = *bw_bytes / 2 + s->round_bytes;
 	*bw_ns = *bw_ns / 2 + s->send_ns;
 	s->round_bytes = 0;
 	s->send_ns = 0;
 	double bw = *bw_ns ? (double)*bw_bytes * NS_PER_S / *bw_ns : 0;
 	double rate = interval_ns ? (double)dirty * NS_PER_S / interval_ns : 0;
-	uint64_t expected = bw > 0 ? (uint64_t)(dirty * (double)NS_PER_S / bw) : UINT64_MAX;
+	uint64_t expected = bw > 0 ? (uint64_t)(dirty * (double)NS_PER_S / bw) + s->rtt_ns : UINT64_MAX;
 
 	PROG(s->prog, s->prog->st.round = round; s->prog->st.bytes_remaining = dirty;
 	     s->prog->st.bandwidth = (uint64_t)bw; s->prog->st.dirty_rate = (uint64_t)rate;
@@ -787,8 +847,11 @@ int migrate_send(int fd, struct guest_mem *mem, const void *hello, size_t hello_
 		goto out;
 	}
 	rc = send_hello(&s, hello, hello_len);
+	if (!rc)
+		rc = send_sync(&s, 0);   /* the round trip with nothing in flight */
 	if (rc)
 		goto out;
+	s.send_ns = 0;
 
 	rc = ops->dirty_start(opaque);
 	if (rc) {
@@ -803,6 +866,8 @@ int migrate_send(int fd, struct guest_mem *mem, const void *hello, size_t hello_
 	for (;; round++) {
 		PROG(prog, prog->st.round = round);
 		rc = send_round(&s, round);
+		if (!rc)
+			rc = send_sync(&s, round);
 		if (rc)
 			goto out;
 		rc = ops->dirty_harvest(opaque, s.bm);
@@ -826,11 +891,11 @@ int migrate_send(int fd, struct guest_mem *mem, const void *hello, size_t hello_
 
 	PROG(prog, prog->st.state = MIGRATE_SWITCHOVER);
 	rc = ops->pause(opaque);
+	paused = true;   /* even a failed pause may have stopped some vCPUs */
 	if (rc) {
 		snprintf(err, errlen, "cannot pause the source: %s", strerror(-rc));
 		goto out;
 	}
-	paused = true;
 	t_pause = now_ns();
 	s.deadline = 0;
 	rc = send_switchover(&s, round + 1);
@@ -1011,6 +1076,13 @@ static int recv_stream(struct mig_recv *r, struct snap_buf *st)
 			snprintf(r->err, r->errlen, "source aborted: %s", msg);
 			r->quiet = true;
 			return rc == -EPROTO ? -ECANCELED : rc;
+		} else if (!strcmp(s.name, "mig-sync") && s.len == 4) {
+			rc = conn_send_ctl(&r->c, false, "mig-synced", (uint32_t)le_get(s.data, 4),
+					   r->err, r->errlen);
+			if (rc) {
+				r->quiet = true;
+				return rc;
+			}
 		} else if (!strcmp(s.name, "end")) {
 			return 0;
 		} else if (!strncmp(s.name, "mig-", 4)) {
@@ -1046,7 +1118,7 @@ static void recv_reply_error(struct mig_recv *r, bool header, const char *name, 
 	if (!b.err && !conn_write(&r->c, b.p, b.len, ignore, sizeof(ignore))) {
 		shutdown(r->c.fd, SHUT_WR);
 		uint64_t deadline = now_ns() + MIG_DRAIN_MS * NS_PER_MS;
-		while (conn_poll(&r->c, POLLIN, deadline, false) > 0 &&
+		while (conn_poll(&r->c, POLLIN, &deadline, false) > 0 &&
 		       recv(r->c.fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
 			;
 	}
@@ -1059,7 +1131,7 @@ int migrate_receive(int fd, const struct migrate_dest_ops *ops, void *opaque,
 {
 	struct migrate_progress local;
 	struct mig_recv r = { .ops = ops, .opaque = opaque, .err = err, .errlen = errlen };
-	struct snap_buf st, hdr;
+	struct snap_buf st;
 	struct snap_section s;
 	struct snap_reader rd;
 	bool ready = false, reply = true;
@@ -1072,7 +1144,6 @@ int migrate_receive(int fd, const struct migrate_dest_ops *ops, void *opaque,
 	}
 	r.prog = prog;
 	snap_buf_init(&st);
-	snap_buf_init(&hdr);
 	PROG(prog, memset(&prog->st, 0, sizeof(prog->st)); prog->st.state = MIGRATE_SETUP);
 	rc = conn_init(&r.c, fd, p ? p->io_timeout_ms : 0, MIG_RX_CAP,
 		       SNAP_SECTION_HDR + SNAP_SECTION_MAX, &prog->cancel);
@@ -1091,9 +1162,7 @@ int migrate_receive(int fd, const struct migrate_dest_ops *ops, void *opaque,
 	rc = recv_hello(&r, &s);
 	if (rc)
 		goto out;
-	snap_put_header(&hdr);
-	snap_section_end(&hdr, snap_section_begin(&hdr, "mig-ready", 0, 1));
-	rc = hdr.err ? hdr.err : conn_write(&r.c, hdr.p, hdr.len, err, errlen);
+	rc = conn_send_ctl(&r.c, true, "mig-ready", 0, err, errlen);
 	if (rc) {
 		reply = false;
 		goto out;
@@ -1125,7 +1194,7 @@ int migrate_receive(int fd, const struct migrate_dest_ops *ops, void *opaque,
 	if (rc)
 		goto out;
 	reply = false;
-	rc = conn_send_section(&r.c, "mig-done", err, errlen);
+	rc = conn_send_ctl(&r.c, false, "mig-done", 0, err, errlen);
 	if (rc)
 		goto out;
 	rc = conn_read(&r.c, &s, err, errlen);
@@ -1144,7 +1213,6 @@ out:
 	     if (rc) snprintf(prog->st.error, sizeof(prog->st.error), "%s", err));
 	free(r.c.rx);
 	snap_buf_free(&st);
-	snap_buf_free(&hdr);
 	if (prog == &local)
 		migrate_progress_destroy(&local);
 	return rc;

@@ -107,7 +107,8 @@ const char *migrate_state_name(enum migrate_state s);
  * everything and was told to run: the source is left paused, its dirty
  * tracking stopped, for the caller to stop. Any failure (timeout, refusal,
  * hang-up, corrupt reply, cancel) stops tracking, turns throttling off,
- * resumes the source if it was paused and returns -errno with err set.
+ * calls resume() if (and only if) it called pause() -- a VM the user had
+ * paused before stays paused -- and returns -errno with err set.
  * p and prog may be NULL. */
 int migrate_send(int fd, struct guest_mem *mem, const void *hello, size_t hello_len,
 		 const struct migrate_source_ops *ops, void *opaque,

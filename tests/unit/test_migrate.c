@@ -146,6 +146,7 @@ struct sender {
 	struct src_vm *vm;
 	struct migrate_params p;
 	struct migrate_progress prog;
+	struct migrate_status st;   /* at the end */
 	int rc;
 	char err[512];
 };
@@ -173,8 +174,10 @@ static void sender_start(struct sender *s, int fd, struct src_vm *vm, const stru
 static void sender_join(struct sender *s)
 {
 	pthread_join(s->thread, NULL);
+	migrate_progress_read(&s->prog, &s->st);
 	if (getenv("MIGRATE_TEST_VERBOSE"))
-		fprintf(stderr, "  sender: %d %s\n", s->rc, s->err);
+		fprintf(stderr, "  sender: %d %s (downtime %.3f ms, total %.1f ms)\n", s->rc, s->err,
+			s->st.downtime_ns / 1e6, s->st.total_ns / 1e6);
 	migrate_progress_destroy(&s->prog);
 }
 
@@ -302,6 +305,13 @@ static void assert_migrated(struct src_vm *vm, struct dst_vm *d, struct sender *
 	assert_int_equal(d->cpu_writes, atomic_load(&vm->g.writes));
 	assert_true(d->got_serial);
 	assert_int_equal(r->st.state, MIGRATE_COMPLETED);
+	assert_int_equal(s->st.state, MIGRATE_COMPLETED);
+	assert_int_equal(s->st.bytes_remaining, 0);
+	assert_true(s->st.downtime_ns > 0 && s->st.downtime_ns < s->st.total_ns);
+	assert_int_equal(s->st.error[0], 0);
+	/* Every page record the source sent arrived. */
+	assert_int_equal(r->st.pages_transferred, s->st.pages_transferred);
+	assert_int_equal(r->st.zero_pages, s->st.zero_pages);
 }
 
 /* ---- cases ------------------------------------------------------------------------ */
@@ -579,14 +589,31 @@ static int raw_source(struct raw_recv_ctx *c, struct dst_vm *d, unsigned io_ms)
 	return sp[0];
 }
 
+/* Feed the real receiver the hand-made stream b (then shut our writing
+ * side if shut); its result in *r, its replies (until it hangs up) in
+ * reply. Returns the reply length. */
+static size_t raw_exchange(struct dst_vm *d, unsigned io_ms, const struct snap_buf *b, bool shut,
+			   struct receiver *r, uint8_t *reply, size_t cap)
+{
+	struct raw_recv_ctx c;
+	int fd = raw_source(&c, d, io_ms);
+	raw_write(fd, b);
+	if (shut)
+		shutdown(fd, SHUT_WR);
+	size_t n = raw_read_all(fd, reply, cap);
+	close(fd);
+	pthread_join(c.thread, NULL);
+	*r = c.r;
+	return n;
+}
+
 static void test_page_out_of_range(void **state)
 {
 	(void)state;
 	struct dst_vm d = { 0 };
-	struct raw_recv_ctx c;
+	struct receiver r;
 	struct snap_buf b;
 	static uint8_t reply[4096];
-	int fd = raw_source(&c, &d, 2000);
 
 	snap_buf_init(&b);
 	put_hello(&b, MIGRATE_PROTO_VERSION, 1 * MIB);
@@ -600,12 +627,9 @@ static void test_page_out_of_range(void **state)
 	for (int i = 0; i < 4096; i++)
 		snap_buf_put_u8(&b, 0xcd);
 	snap_section_end(&b, t);
-	raw_write(fd, &b);
-	size_t n = raw_read_all(fd, reply, sizeof(reply));
-	close(fd);
-	pthread_join(c.thread, NULL);
-	assert_int_equal(c.r.rc, -EINVAL);
-	assert_non_null(strstr(c.r.err, "page 261 out of range (guest memory has 256 pages)"));
+	size_t n = raw_exchange(&d, 2000, &b, false, &r, reply, sizeof(reply));
+	assert_int_equal(r.rc, -EINVAL);
+	assert_non_null(strstr(r.err, "page 261 out of range (guest memory has 256 pages)"));
 	assert_true(reply_has(reply, n, "mig-ready", NULL));
 	assert_true(reply_has(reply, n, "mig-error", "page 261 out of range"));
 	assert_int_equal(d.mem.host[3 * PAGE], 0xab);
@@ -617,22 +641,42 @@ static void test_protocol_version_refused(void **state)
 {
 	(void)state;
 	struct dst_vm d = { 0 };
-	struct raw_recv_ctx c;
+	struct receiver r;
 	struct snap_buf b;
 	static uint8_t reply[4096];
-	int fd = raw_source(&c, &d, 2000);
 
 	snap_buf_init(&b);
 	put_hello(&b, 99, 1 * MIB);
-	raw_write(fd, &b);
-	size_t n = raw_read_all(fd, reply, sizeof(reply));
-	close(fd);
-	pthread_join(c.thread, NULL);
-	assert_int_equal(c.r.rc, -EPROTO);
-	assert_non_null(strstr(c.r.err, "source wafer 9.9.9 speaks migration protocol 99; this wafer"));
+	size_t n = raw_exchange(&d, 2000, &b, false, &r, reply, sizeof(reply));
+	assert_int_equal(r.rc, -EPROTO);
+	assert_non_null(strstr(r.err, "source wafer 9.9.9 speaks migration protocol 99; this wafer"));
 	assert_true(reply_has(reply, n, "mig-refuse", "speaks migration protocol 99"));
 	assert_false(d.have_mem);
 	snap_buf_free(&b);
+}
+
+/* Everything loaded and confirmed, but the source vanishes before its
+ * go-ahead: the destination must not run the VM (-ENOTCONN, keep paused). */
+static void test_no_go_ahead(void **state)
+{
+	(void)state;
+	struct dst_vm d = { 0 };
+	struct receiver r;
+	struct snap_buf b;
+	static uint8_t reply[4096];
+
+	snap_buf_init(&b);
+	put_hello(&b, MIGRATE_PROTO_VERSION, 1 * MIB);
+	struct src_vm idle = { 0 };
+	src_save_state(&idle, &b);              /* the state a real source sends */
+	snap_put_end(&b);
+	size_t n = raw_exchange(&d, 2000, &b, true, &r, reply, sizeof(reply));
+	assert_true(reply_has(reply, n, "mig-done", NULL));
+	assert_true(d.got_serial);
+	assert_int_equal(r.rc, -ENOTCONN);
+	assert_non_null(strstr(r.err, "keep the VM paused"));
+	snap_buf_free(&b);
+	dst_fini(&d);
 }
 
 /* Hostile headers: bad magic, an oversized mig-pages announced (refused
@@ -644,10 +688,9 @@ static void test_hostile_streams(void **state)
 	static uint8_t reply[4096];
 	for (int k = 0; k < 6; k++) {
 		struct dst_vm d = { 0 };
-		struct raw_recv_ctx c;
+		struct receiver r;
 		struct snap_buf b;
 		const char *want;
-		int fd = raw_source(&c, &d, 1000);
 		size_t t;
 
 		snap_buf_init(&b);
@@ -693,17 +736,12 @@ static void test_hostile_streams(void **state)
 			b.len -= 3;     /* then hang up */
 			want = "closed the connection mid-stream";
 		}
-		raw_write(fd, &b);
-		if (k == 5)
-			shutdown(fd, SHUT_WR);
 		uint64_t t0 = sim_now_ns();
-		raw_read_all(fd, reply, sizeof(reply));
-		close(fd);
-		pthread_join(c.thread, NULL);
+		raw_exchange(&d, 1000, &b, k == 5, &r, reply, sizeof(reply));
 		if (getenv("MIGRATE_TEST_VERBOSE"))
-			fprintf(stderr, "  hostile %d: %d %s\n", k, c.r.rc, c.r.err);
-		assert_true(c.r.rc < 0);
-		assert_non_null(strstr(c.r.err, want));
+			fprintf(stderr, "  hostile %d: %d %s\n", k, r.rc, r.err);
+		assert_true(r.rc < 0);
+		assert_non_null(strstr(r.err, want));
 		assert_true(sim_now_ns() - t0 < 4000000000ull);
 		snap_buf_free(&b);
 		dst_fini(&d);
@@ -719,7 +757,12 @@ static void *hangup_dest(void *arg)
 	size_t got = 0;
 	snap_buf_init(&b);
 	snap_put_header(&b);
-	snap_section_end(&b, snap_section_begin(&b, "mig-ready", 0, 1));
+	size_t t = snap_section_begin(&b, "mig-ready", 0, 1);
+	snap_buf_put_u32(&b, 0);
+	snap_section_end(&b, t);
+	t = snap_section_begin(&b, "mig-synced", 0, 1);   /* answers the latency probe */
+	snap_buf_put_u32(&b, 0);
+	snap_section_end(&b, t);
 	raw_write(fd, &b);
 	while (got < 2 * MIB) {
 		ssize_t n = read(fd, buf, sizeof(buf));
@@ -786,28 +829,19 @@ static void test_silent_peers_time_out(void **state)
 
 	/* A source that sends the hello and then nothing. */
 	struct dst_vm d = { 0 };
-	struct raw_recv_ctx c;
+	struct receiver r;
 	struct snap_buf b;
 	static uint8_t reply[4096];
-	int fd = raw_source(&c, &d, 300);
 	snap_buf_init(&b);
 	put_hello(&b, MIGRATE_PROTO_VERSION, 1 * MIB);
-	raw_write(fd, &b);
 	t0 = sim_now_ns();
-	pthread_join(c.thread, NULL);
+	raw_exchange(&d, 300, &b, false, &r, reply, sizeof(reply));
 	assert_true(sim_now_ns() - t0 < 3000000000ull);
-	assert_int_equal(c.r.rc, -ETIMEDOUT);
-	assert_non_null(strstr(c.r.err, "no progress on the connection for 300 ms"));
-	raw_read_all(fd, reply, sizeof(reply));
-	close(fd);
+	assert_int_equal(r.rc, -ETIMEDOUT);
+	assert_non_null(strstr(r.err, "no progress on the connection for 300 ms"));
 	snap_buf_free(&b);
 	dst_fini(&d);
 }
-
-struct canceller {
-	struct sender *s;
-	pthread_t t;
-};
 
 static void *cancel_main(void *arg)
 {
@@ -842,14 +876,11 @@ static void test_progress_and_cancel(void **state)
 	assert_int_equal(pthread_create(&t, NULL, cancel_main, &s), 0);
 	receive(sp[1], &d, 0, &r);
 	pthread_join(t, NULL);
-	struct migrate_status st;
-	pthread_join(s.thread, NULL);
-	migrate_progress_read(&s.prog, &st);
-	migrate_progress_destroy(&s.prog);
+	sender_join(&s);
 	assert_int_equal(s.rc, -ECANCELED);
-	assert_int_equal(st.state, MIGRATE_FAILED);
-	assert_string_equal(st.error, "cancelled");
-	assert_true(st.bytes_transferred > MIB);
+	assert_int_equal(s.st.state, MIGRATE_FAILED);
+	assert_string_equal(s.st.error, "cancelled");
+	assert_true(s.st.bytes_transferred > MIB);
 	assert_int_equal(r.rc, -ECANCELED);
 	assert_non_null(strstr(r.err, "source aborted: cancelled"));
 	assert_source_runs_on(&vm);
@@ -971,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_cut_mid_stream),
 		cmocka_unit_test(test_page_out_of_range),
 		cmocka_unit_test(test_protocol_version_refused),
+		cmocka_unit_test(test_no_go_ahead),
 		cmocka_unit_test(test_hostile_streams),
 		cmocka_unit_test(test_dest_hangs_up),
 		cmocka_unit_test(test_silent_peers_time_out),
