@@ -20,6 +20,7 @@ int eventloop_init(struct eventloop *l)
 {
 	memset(l, 0, sizeof(*l));
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->pause_cond, NULL);
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->epfd < 0)
 		return -errno;
@@ -84,10 +85,26 @@ int eventloop_del(struct eventloop *l, int fd)
 	return rc;
 }
 
+/* Loop thread, l->lock held, between two handlers: park while a pause is
+ * requested. true: the loop is stopping. */
+static bool eventloop_park_locked(struct eventloop *l)
+{
+	while (l->pause_count && !l->stopping) {
+		if (!l->parked) {
+			l->parked = true;
+			pthread_cond_broadcast(&l->pause_cond);
+		}
+		pthread_cond_wait(&l->pause_cond, &l->lock);
+	}
+	l->parked = false;
+	return l->stopping;
+}
+
 static void *eventloop_thread(void *arg)
 {
 	struct eventloop *l = arg;
 	struct epoll_event evs[32];
+	uint64_t cnt;
 
 	for (;;) {
 		int n = epoll_wait(l->epfd, evs, 32, -1);
@@ -98,16 +115,28 @@ static void *eventloop_thread(void *arg)
 		}
 		for (int i = 0; i < n; i++) {
 			struct eventloop_reg *r = evs[i].data.ptr;
-			if (!r)
-				return NULL; /* wakefd: stop */
 			eventloop_fn fn;
 			pthread_mutex_lock(&l->lock);
-			fn = r->fn;
+			bool stop = eventloop_park_locked(l);
+			fn = r ? r->fn : NULL;
 			pthread_mutex_unlock(&l->lock);
+			if (stop)
+				goto out;
+			if (!r) {
+				/* wakefd: a pause or stop request, handled above */
+				if (read(l->wakefd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+					goto out;
+				continue;
+			}
 			if (fn)
 				fn(r->opaque, evs[i].events);
 		}
 	}
+out:
+	pthread_mutex_lock(&l->lock);
+	l->exited = true;
+	pthread_cond_broadcast(&l->pause_cond);
+	pthread_mutex_unlock(&l->lock);
 	return NULL;
 }
 
@@ -122,15 +151,50 @@ int eventloop_start(struct eventloop *l, const char *name)
 	return 0;
 }
 
+static void eventloop_wake(struct eventloop *l)
+{
+	uint64_t one = 1;
+	ssize_t w = write(l->wakefd, &one, sizeof(one));
+	(void)w; /* a full counter is still readable */
+}
+
 void eventloop_stop(struct eventloop *l)
 {
 	if (!l->running)
 		return;
-	uint64_t one = 1;
-	ssize_t w = write(l->wakefd, &one, sizeof(one));
-	(void)w;
+	pthread_mutex_lock(&l->lock);
+	l->stopping = true;
+	pthread_cond_broadcast(&l->pause_cond);
+	pthread_mutex_unlock(&l->lock);
+	eventloop_wake(l);
 	pthread_join(l->thread, NULL);
 	l->running = 0;
+	pthread_mutex_lock(&l->lock);
+	l->stopping = l->exited = l->parked = false;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void eventloop_pause(struct eventloop *l)
+{
+	pthread_mutex_lock(&l->lock);
+	l->pause_count++;
+	bool wait = l->running && !pthread_equal(pthread_self(), l->thread);
+	pthread_mutex_unlock(&l->lock);
+	if (!wait)
+		return;
+	eventloop_wake(l);
+	pthread_mutex_lock(&l->lock);
+	while (!l->parked && !l->exited)
+		pthread_cond_wait(&l->pause_cond, &l->lock);
+	pthread_mutex_unlock(&l->lock);
+}
+
+void eventloop_resume(struct eventloop *l)
+{
+	pthread_mutex_lock(&l->lock);
+	if (l->pause_count && --l->pause_count == 0)
+		pthread_cond_broadcast(&l->pause_cond);
+	pthread_mutex_unlock(&l->lock);
 }
 
 void eventloop_destroy(struct eventloop *l)
@@ -142,6 +206,7 @@ void eventloop_destroy(struct eventloop *l)
 		l->regs[i] = NULL;
 	}
 	pthread_mutex_unlock(&l->lock);
+	pthread_cond_destroy(&l->pause_cond);
 	if (l->wakefd >= 0)
 		close(l->wakefd);
 	if (l->epfd >= 0)

@@ -4,6 +4,7 @@
 #define WAFER_VMM_EVENTLOOP_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef void (*eventloop_fn)(void *opaque, uint32_t events);
@@ -19,6 +20,11 @@ struct eventloop {
 	int running;
 	pthread_mutex_t lock;
 	struct eventloop_reg *regs[EVENTLOOP_MAX_REGS];
+	/* Pause (snapshots): the thread parks between handlers while
+	 * pause_count > 0. All under lock. */
+	pthread_cond_t pause_cond;
+	unsigned pause_count;
+	bool parked, stopping, exited;
 };
 
 int eventloop_init(struct eventloop *l);
@@ -29,6 +35,12 @@ int eventloop_del(struct eventloop *l, int fd);
 /* Start the loop thread / stop and join it. */
 int eventloop_start(struct eventloop *l, const char *name);
 void eventloop_stop(struct eventloop *l);
+/* Park the loop thread at a safe point between handlers and return once it
+ * is parked: no handler runs until the matching eventloop_resume. Nests.
+ * Returns at once when the loop is not started or the caller is the loop
+ * thread itself (it is between handlers already). */
+void eventloop_pause(struct eventloop *l);
+void eventloop_resume(struct eventloop *l);
 void eventloop_destroy(struct eventloop *l);
 
 #endif
