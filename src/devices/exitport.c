@@ -25,5 +25,6 @@ static int exitport_create(struct vm *vm)
 	return bus_register(&vm->pio, PORT_EXIT, 4, &exitport_ops, vm, "exit-port");
 }
 
-static const struct device_desc exitport_device = { "exit-port", exitport_create, NULL };
+/* No state: nothing to snapshot. */
+static const struct device_desc exitport_device = { .name = "exit-port", .create = exitport_create };
 DEVICE_REGISTER(exitport_device);

@@ -8,6 +8,7 @@
 
 #include "arch/x86/layout.h"
 #include "devices/i8042.h"
+#include "state/devices.h"
 #include "vmm/vm.h"
 
 #define STS_OBF     0x01
@@ -170,6 +171,44 @@ int i8042_type_ctrl_alt_del(struct i8042 *k)
 	return rc;
 }
 
+int i8042_save(struct i8042 *k, struct snap_buf *b)
+{
+	pthread_mutex_lock(&k->lock);
+	snap_buf_put_u8(b, k->status);
+	snap_buf_put_u8(b, k->cmd_byte);
+	snap_buf_put_u8(b, k->pending_cmd);
+	snap_buf_put_u8(b, k->kbd_pending);
+	snap_buf_put_u8(b, (uint8_t)k->count);
+	for (unsigned i = 0; i < k->count; i++)
+		snap_buf_put_u8(b, k->fifo[(k->head + i) % I8042_FIFO]);
+	pthread_mutex_unlock(&k->lock);
+	return b->err;
+}
+
+int i8042_load(struct i8042 *k, struct snap_cur *c)
+{
+	uint8_t status = snap_cur_u8(c), cmd_byte = snap_cur_u8(c);
+	uint8_t pending_cmd = snap_cur_u8(c), kbd_pending = snap_cur_u8(c);
+	unsigned count = snap_cur_u8(c);
+	uint8_t fifo[I8042_FIFO];
+
+	if (count > I8042_FIFO)
+		return -EINVAL;
+	snap_cur_get(c, fifo, count);
+	if (snap_cur_end(c))
+		return -EINVAL;
+	pthread_mutex_lock(&k->lock);
+	k->status = status;
+	k->cmd_byte = cmd_byte;
+	k->pending_cmd = pending_cmd;
+	k->kbd_pending = kbd_pending;
+	memcpy(k->fifo, fifo, count);
+	k->head = 0;
+	k->count = count;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
 /* --- glue: ports 0x60 and 0x64, IRQ 1, the VM's reset --- */
 
 static struct i8042 *i8042_dev;
@@ -253,5 +292,13 @@ static void i8042_destroy(struct vm *vm)
 	i8042_dev = NULL;
 }
 
-static const struct device_desc i8042_device = { "i8042", i8042_create, i8042_destroy };
+STATE_SECTION_HOOKS(i8042, "i8042", I8042_STATE_VERSION, i8042_dev)
+
+static const struct device_desc i8042_device = {
+	.name = "i8042",
+	.create = i8042_create,
+	.destroy = i8042_destroy,
+	.save = i8042_state_save,
+	.load = i8042_state_load,
+};
 DEVICE_REGISTER(i8042_device);

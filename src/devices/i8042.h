@@ -31,6 +31,16 @@ void i8042_write_cmd(struct i8042 *k, uint8_t v);
  * controller translates, set 2 otherwise). 0 or -ENOSPC. */
 int i8042_type_ctrl_alt_del(struct i8042 *k);
 
+/* Snapshot payload (section "i8042"): status, command byte, the pending
+ * controller and keyboard commands, and the output FIFO. IRQ 1 is an edge
+ * already delivered, so there is no line to restore. */
+#define I8042_STATE_VERSION 1
+struct snap_buf;
+struct snap_cur;
+int i8042_save(struct i8042 *k, struct snap_buf *b);
+/* All or nothing: -EINVAL leaves k unchanged. */
+int i8042_load(struct i8042 *k, struct snap_cur *c);
+
 /* The VM's controller: SendCtrlAltDel from the API. 0, -ENODEV, -ENOSPC. */
 int i8042_send_ctrl_alt_del(struct vm *vm);
 

@@ -2,6 +2,7 @@
  * type-0 header, 6.2.5 BARs, 6.7 capabilities, 6.8.2 MSI-X; PCIe 7.2.2 ECAM
  * layout for the MMIO config window). Every VM gets the host bridge. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -9,6 +10,7 @@
 
 #include "arch/x86/layout.h"
 #include "devices/pci.h"
+#include "state/devices.h"
 #include "vmm/vm.h"
 
 static uint16_t cfg_get16(const struct pci_dev *d, unsigned off)
@@ -96,15 +98,14 @@ int pci_cap_add(struct pci_dev *d, uint8_t id, const void *cap, uint8_t len, uin
 
 /* --- BAR mapping ------------------------------------------------------- */
 
-/* Bring BAR i's bus registration in line with its register and the memory
- * enable bit. A placement outside the window or over another range is
- * refused: the old mapping stays, as a bridge would not route the new one. */
-static void pci_bar_update(struct pci_dev *d, unsigned i)
+/* Decode BAR i at addr (decode false: not at all), moving its bus range
+ * and telling the owner. A placement outside the window or over another
+ * range is refused: the old mapping stays, as a bridge would not route the
+ * new one. Caller holds d->lock. */
+static void pci_bar_map(struct pci_dev *d, unsigned i, bool decode, uint64_t addr)
 {
 	struct pci_bar *b = &d->bar[i];
 	struct bus *mmio = d->bus->mmio;
-	uint64_t addr = cfg_get32(d, PCI_BASE_ADDRESS_0 + 4 * i) & ~0xfull;
-	bool decode = (cfg_get16(d, PCI_COMMAND) & PCI_COMMAND_MEMORY) && addr;
 	uint64_t old = b->mapped ? b->addr : 0;
 	int rc;
 
@@ -142,6 +143,16 @@ static void pci_bar_update(struct pci_dev *d, unsigned i)
 	b->addr = addr;
 	if (d->bar_remap)
 		d->bar_remap(d, i, old, addr);
+}
+
+/* Bring BAR i's bus registration in line with its register and the memory
+ * enable bit. */
+static void pci_bar_update(struct pci_dev *d, unsigned i)
+{
+	uint64_t addr = cfg_get32(d, PCI_BASE_ADDRESS_0 + 4 * i) & ~0xfull;
+	bool decode = (cfg_get16(d, PCI_COMMAND) & PCI_COMMAND_MEMORY) && addr;
+
+	pci_bar_map(d, i, decode, addr);
 }
 
 static void pci_bars_update(struct pci_dev *d)
@@ -200,15 +211,20 @@ static bool pci_msix_deliverable(const struct pci_dev *d, const struct pci_msix_
 	       !(e->ctrl & PCI_MSIX_ENTRY_CTRL_MASKBIT);
 }
 
+/* Point the entry's GSI at its message (commits only on a change). */
+static int pci_msix_route(struct pci_dev *d, const struct pci_msix_entry *e)
+{
+	return irq_msi_set(d->bus->irq, e->gsi, (uint64_t)e->addr_hi << 32 | e->addr_lo, e->data);
+}
+
 /* Caller holds d->lock. The route follows the entry lazily: the table is
  * re-sent only when a message goes out with a changed address/data. */
 static int pci_msix_fire(struct pci_dev *d, struct pci_msix_entry *e)
 {
-	uint64_t addr = (uint64_t)e->addr_hi << 32 | e->addr_lo;
 	uint64_t one = 1;
 	int rc;
 
-	rc = irq_msi_set(d->bus->irq, e->gsi, addr, e->data);
+	rc = pci_msix_route(d, e);
 	if (rc)
 		goto out;
 	if (write(e->efd, &one, sizeof(one)) != sizeof(one)) {
@@ -674,6 +690,194 @@ void pci_bus_destroy(struct pci_bus *pb)
 	pthread_mutex_destroy(&pb->lock);
 }
 
+/* --- snapshots ---------------------------------------------------------- */
+
+int pci_dev_save(struct pci_dev *d, struct snap_buf *b)
+{
+	pthread_mutex_lock(&d->lock);
+	snap_buf_put(b, d->cfg, PCI_CFG_SIZE);
+	/* Where each BAR decodes, which is the register's value unless the
+	 * guest asked for a place that was refused. */
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		snap_buf_put_u8(b, d->bar[i].mapped);
+		snap_buf_put_u64(b, d->bar[i].mapped ? d->bar[i].addr : 0);
+	}
+	snap_buf_put_u16(b, (uint16_t)d->msix.nvec);
+	for (unsigned v = 0; v < d->msix.nvec; v++) {
+		const struct pci_msix_entry *e = &d->msix.e[v];
+		snap_buf_put_u32(b, e->addr_lo);
+		snap_buf_put_u32(b, e->addr_hi);
+		snap_buf_put_u32(b, e->data);
+		snap_buf_put_u32(b, e->ctrl);
+		snap_buf_put_u8(b, e->pending);
+	}
+	snap_buf_put_u8(b, d->intx_level);
+	pthread_mutex_unlock(&d->lock);
+	return b->err;
+}
+
+int pci_dev_load(struct pci_dev *d, struct snap_cur *c)
+{
+	uint8_t cfg[PCI_CFG_SIZE], mapped[PCI_NUM_BARS];
+	uint64_t addr[PCI_NUM_BARS];
+	struct pci_msix_entry e[PCI_MSIX_MAX_VECTORS];
+	bool bad = !d->bus;
+
+	snap_cur_get(c, cfg, sizeof(cfg));
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		mapped[i] = snap_cur_u8(c);
+		addr[i] = snap_cur_u64(c);
+		/* Decoded BARs are naturally aligned, as their registers force. */
+		bad |= mapped[i] > 1 ||
+		       (mapped[i] && (!d->bar[i].size || (addr[i] & (d->bar[i].size - 1))));
+	}
+	bad |= snap_cur_u16(c) != d->msix.nvec;
+	for (unsigned v = 0; v < d->msix.nvec && !bad; v++) {
+		e[v].addr_lo = snap_cur_u32(c);
+		e[v].addr_hi = snap_cur_u32(c);
+		e[v].data = snap_cur_u32(c);
+		e[v].ctrl = snap_cur_u32(c);
+		uint8_t pending = snap_cur_u8(c);
+		bad |= pending > 1 || (e[v].addr_lo & 3) || (e[v].ctrl & ~PCI_MSIX_ENTRY_CTRL_MASKBIT);
+		e[v].pending = pending;
+	}
+	uint8_t intx = snap_cur_u8(c);
+	if (bad || intx > 1 || snap_cur_end(c))
+		return -EINVAL;
+
+	pthread_mutex_lock(&d->lock);
+	/* The guest-writable bits, as a config write would set them; the rest
+	 * (IDs, capabilities, BAR size bits) stay this device's. */
+	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
+		d->cfg[i] = (uint8_t)((d->cfg[i] & ~d->wmask[i]) | (cfg[i] & d->wmask[i]));
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		pci_bar_map(d, i, mapped[i], addr[i]);
+	for (unsigned v = 0; v < d->msix.nvec; v++) {
+		struct pci_msix_entry *m = &d->msix.e[v];
+		m->addr_lo = e[v].addr_lo;
+		m->addr_hi = e[v].addr_hi;
+		m->data = e[v].data;
+		m->ctrl = e[v].ctrl;
+		m->pending = e[v].pending;
+		if ((m->addr_lo || m->addr_hi) && pci_msix_route(d, m))
+			log_warn("pci %s: MSI-X vector %u: route not restored", d->name, v);
+	}
+	pci_msix_flush(d);
+	d->intx_level = intx;
+	pci_intx_sync(d);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/* vendor | device << 16: what identifies a slot's occupant. */
+static uint32_t pci_dev_ids(const struct pci_dev *d)
+{
+	return d ? cfg_get16(d, PCI_VENDOR_ID) | (uint32_t)cfg_get16(d, PCI_DEVICE_ID) << 16 : 0;
+}
+
+int pci_bus_save(struct pci_bus *pb, struct snap_buf *b)
+{
+	size_t tok = snap_section_begin(b, "pci", 0, PCI_STATE_VERSION);
+	unsigned n = 0;
+	int rc;
+
+	snap_buf_put_u32(b, atomic_load(&pb->cf8));
+	for (unsigned s = 0; s < PCI_MAX_SLOTS; s++)
+		n += pci_lookup(pb, s, 0) != NULL;
+	snap_buf_put_u8(b, (uint8_t)n);
+	for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+		uint32_t ids = pci_dev_ids(pci_lookup(pb, s, 0));
+		if (!ids)
+			continue;
+		snap_buf_put_u8(b, (uint8_t)s);
+		snap_buf_put_u32(b, ids);
+	}
+	snap_section_end(b, tok);
+	for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+		struct pci_dev *d = pci_lookup(pb, s, 0);
+		if (!d)
+			continue;
+		tok = snap_section_begin(b, "pci-dev", s, PCI_STATE_VERSION);
+		pci_dev_save(d, b);
+		snap_section_end(b, tok);
+		rc = d->save ? d->save(d, b) : 0;
+		if (rc)
+			return rc;
+	}
+	return b->err;
+}
+
+/* The snapshot's device list (ids per slot, 0 = empty) against pb's. */
+static int pci_bus_match(struct pci_bus *pb, const uint32_t *ids, char *err, size_t errlen)
+{
+	for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+		struct pci_dev *d = pci_lookup(pb, s, 0);
+		uint32_t have = pci_dev_ids(d);
+		if (have == ids[s])
+			continue;
+		if (!d)
+			snprintf(err, errlen, "pci slot %u: the snapshot has device %04x:%04x, "
+				 "this VM has none there", s, ids[s] & 0xffff, ids[s] >> 16);
+		else if (!ids[s])
+			snprintf(err, errlen, "pci slot %u: this VM has %s (%04x:%04x), the snapshot "
+				 "has no device there", s, d->name, have & 0xffff, have >> 16);
+		else
+			snprintf(err, errlen, "pci slot %u: the snapshot has device %04x:%04x, this VM "
+				 "has %s (%04x:%04x)", s, ids[s] & 0xffff, ids[s] >> 16, d->name,
+				 have & 0xffff, have >> 16);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+int pci_bus_load(struct pci_bus *pb, const struct snap_reader *r, char *err, size_t errlen)
+{
+	uint32_t ids[PCI_MAX_SLOTS] = { 0 };
+	struct snap_cur c;
+	int rc = state_section_open(r, "pci", 0, PCI_STATE_VERSION, &c, err, errlen);
+
+	if (rc)
+		return rc;
+	uint32_t cf8 = snap_cur_u32(&c);
+	unsigned n = snap_cur_u8(&c);
+	for (unsigned i = 0; i < n && !c.err && !rc; i++) {
+		unsigned s = snap_cur_u8(&c);
+		uint32_t id = snap_cur_u32(&c);
+		if (s >= PCI_MAX_SLOTS || ids[s] || !id)
+			rc = -EINVAL;
+		else
+			ids[s] = id;
+	}
+	rc = state_section_done(rc ? rc : snap_cur_end(&c), "pci", 0, err, errlen);
+	if (!rc)
+		rc = pci_bus_match(pb, ids, err, errlen);
+	if (rc)
+		return rc;
+	atomic_store(&pb->cf8, cf8 & 0x80fffffcu);
+	/* Nothing decodes until every device is back: a BAR moving to where
+	 * another device's BAR is now must not collide with it. */
+	for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+		struct pci_dev *d = pci_lookup(pb, s, 0);
+		if (!d)
+			continue;
+		pthread_mutex_lock(&d->lock);
+		for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+			pci_bar_map(d, i, false, 0);
+		pthread_mutex_unlock(&d->lock);
+	}
+	for (unsigned s = 0; s < PCI_MAX_SLOTS && !rc; s++) {
+		struct pci_dev *d = pci_lookup(pb, s, 0);
+		if (!d)
+			continue;
+		rc = state_section_open(r, "pci-dev", s, PCI_STATE_VERSION, &c, err, errlen);
+		if (!rc)
+			rc = state_section_done(pci_dev_load(d, &c), "pci-dev", s, err, errlen);
+		if (!rc && d->load)
+			rc = d->load(d, r, err, errlen);
+	}
+	return rc;
+}
+
 static int pci_platform_create(struct vm *vm)
 {
 	struct pci_bus *pb = calloc(1, sizeof(*pb));
@@ -699,9 +903,21 @@ static void pci_platform_destroy(struct vm *vm)
 	vm->pci = NULL;
 }
 
+static int pci_platform_save(struct vm *vm, struct snap_buf *b)
+{
+	return pci_bus_save(vm->pci, b);
+}
+
+static int pci_platform_load(struct vm *vm, const struct snap_reader *r, char *err, size_t errlen)
+{
+	return pci_bus_load(vm->pci, r, err, errlen);
+}
+
 static const struct device_desc pci_device = {
 	.name = "pci",
 	.create = pci_platform_create,
 	.destroy = pci_platform_destroy,
+	.save = pci_platform_save,
+	.load = pci_platform_load,
 };
 DEVICE_REGISTER(pci_device);

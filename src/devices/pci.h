@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/bus.h"
@@ -66,6 +67,9 @@
 
 struct pci_dev;
 struct pci_bus;
+struct snap_buf;
+struct snap_cur;
+struct snap_reader;
 
 struct pci_bar {
 	uint32_t size;                 /* power of two >= 16; 0 = BAR not implemented */
@@ -101,6 +105,10 @@ struct pci_dev {
 	/* Optional: pci_bus_destroy calls this instead of pci_dev_destroy so
 	 * the owner can tear down its state (and call pci_dev_destroy). */
 	void (*release)(struct pci_dev *d);
+	/* Optional: the owner's own snapshot sections (instance = slot),
+	 * saved after and loaded after the generic PCI state. 0 or -errno. */
+	int (*save)(struct pci_dev *d, struct snap_buf *b);
+	int (*load)(struct pci_dev *d, const struct snap_reader *r, char *err, size_t errlen);
 	pthread_mutex_t lock;          /* config space, BARs, MSI-X, INTx */
 	uint8_t cfg[PCI_CFG_SIZE];
 	uint8_t wmask[PCI_CFG_SIZE];   /* 1 = guest-writable bit */
@@ -164,5 +172,20 @@ int pci_msix_notify(struct pci_dev *d, unsigned vec);
 /* Drive the device's INTx (pin A) line; INTx-disable gates it. */
 void pci_intx_set(struct pci_dev *d, bool level);
 unsigned pci_intx_gsi(const struct pci_dev *d);
+
+/* Snapshots. A device's payload (section "pci-dev", instance = slot): config
+ * space, where each BAR is decoded, the MSI-X table and pending bits, the
+ * INTx level. Loading keeps the device's read-only config bits, maps the
+ * BARs where they were (the owner's bar_remap follows), re-sends the MSI
+ * routes and drives INTx as saved; all or nothing, -EINVAL if malformed. */
+#define PCI_STATE_VERSION 1
+int pci_dev_save(struct pci_dev *d, struct snap_buf *b);
+int pci_dev_load(struct pci_dev *d, struct snap_cur *c);
+/* The bus: section "pci" (the CONFIG_ADDRESS latch and the device list),
+ * then every device with its owner's sections. Loading refuses a snapshot
+ * whose device list (slot, vendor, device ID) differs from pb's, naming the
+ * slot in err. 0 or -errno. */
+int pci_bus_save(struct pci_bus *pb, struct snap_buf *b);
+int pci_bus_load(struct pci_bus *pb, const struct snap_reader *r, char *err, size_t errlen);
 
 #endif

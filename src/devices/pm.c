@@ -4,20 +4,17 @@
  * guest sees ACPI mode without an SMI command port. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "arch/x86/layout.h"
+#include "devices/pm.h"
+#include "state/devices.h"
 #include "vmm/vm.h"
 
 #define PM1_SCI_EN       0x0001
 #define PM1_SLP_TYP_MASK 0x1c00
 #define PM1_SLP_TYP_S5   (5u << 10)
 #define PM1_SLP_EN       0x2000
-
-struct pm {
-	struct vm *vm;
-	pthread_mutex_t lock;
-	uint16_t evt_sts, evt_en, cnt;
-};
 
 static uint16_t pm_reg(struct pm *p, uint64_t offset)
 {
@@ -60,20 +57,51 @@ static void pm_write(void *opaque, uint64_t offset, const uint8_t *data, unsigne
 	default: break;
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (poweroff)
+	if (poweroff && p->vm)
 		vm_request_stop(p->vm, VM_STOP_POWEROFF, 0, "guest powered off (ACPI S5)");
 }
 
 static const struct bus_ops pm_ops = { .read = pm_read, .write = pm_write };
 static struct pm *pm_dev;
 
-static int pm_create(struct vm *vm)
+void pm_init(struct pm *p, struct vm *vm)
 {
-	struct pm *p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
+	memset(p, 0, sizeof(*p));
 	p->vm = vm;
 	pthread_mutex_init(&p->lock, NULL);
+}
+
+int pm_save(struct pm *p, struct snap_buf *b)
+{
+	pthread_mutex_lock(&p->lock);
+	snap_buf_put_u16(b, p->evt_sts);
+	snap_buf_put_u16(b, p->evt_en);
+	snap_buf_put_u16(b, p->cnt);
+	pthread_mutex_unlock(&p->lock);
+	return b->err;
+}
+
+int pm_load(struct pm *p, struct snap_cur *c)
+{
+	uint16_t sts = snap_cur_u16(c), en = snap_cur_u16(c), cnt = snap_cur_u16(c);
+
+	/* SLP_EN is write-only: a stored one would be a corrupt state. */
+	if (snap_cur_end(c) || (cnt & PM1_SLP_EN))
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	p->evt_sts = sts;
+	p->evt_en = en;
+	p->cnt = cnt;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static int pm_create(struct vm *vm)
+{
+	struct pm *p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	pm_init(p, vm);
 	/* PM1a_EVT (4 bytes) and PM1a_CNT (2 bytes) are contiguous. */
 	int rc = bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, 6, &pm_ops, p, "acpi-pm");
 	if (rc) {
@@ -93,5 +121,13 @@ static void pm_destroy(struct vm *vm)
 	pm_dev = NULL;
 }
 
-static const struct device_desc pm_device = { "acpi-pm", pm_create, pm_destroy };
+STATE_SECTION_HOOKS(pm, "acpi-pm", PM_STATE_VERSION, pm_dev)
+
+static const struct device_desc pm_device = {
+	.name = "acpi-pm",
+	.create = pm_create,
+	.destroy = pm_destroy,
+	.save = pm_state_save,
+	.load = pm_state_load,
+};
 DEVICE_REGISTER(pm_device);

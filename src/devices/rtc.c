@@ -7,13 +7,9 @@
 #include <time.h>
 
 #include "arch/x86/layout.h"
+#include "devices/rtc.h"
+#include "state/devices.h"
 #include "vmm/vm.h"
-
-struct rtc {
-	pthread_mutex_t lock;
-	uint8_t index;
-	uint8_t cmos[128];
-};
 
 static uint8_t rtc_bcd(int v)
 {
@@ -87,12 +83,41 @@ static void rtc_write(void *opaque, uint64_t offset, const uint8_t *data, unsign
 static const struct bus_ops rtc_ops = { .read = rtc_read, .write = rtc_write };
 static struct rtc *rtc_dev;
 
+void rtc_init(struct rtc *r)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+}
+
+int rtc_save(struct rtc *r, struct snap_buf *b)
+{
+	pthread_mutex_lock(&r->lock);
+	snap_buf_put_u8(b, r->index);
+	snap_buf_put(b, r->cmos, sizeof(r->cmos));
+	pthread_mutex_unlock(&r->lock);
+	return b->err;
+}
+
+int rtc_load(struct rtc *r, struct snap_cur *c)
+{
+	uint8_t index = snap_cur_u8(c), cmos[sizeof(r->cmos)];
+
+	snap_cur_get(c, cmos, sizeof(cmos));
+	if (snap_cur_end(c) || index >= sizeof(cmos))
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	r->index = index;
+	memcpy(r->cmos, cmos, sizeof(cmos));
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
 static int rtc_create(struct vm *vm)
 {
-	struct rtc *r = calloc(1, sizeof(*r));
+	struct rtc *r = malloc(sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	pthread_mutex_init(&r->lock, NULL);
+	rtc_init(r);
 	int rc = bus_register(&vm->pio, PORT_RTC_INDEX, 2, &rtc_ops, r, "rtc");
 	if (rc) {
 		free(r);
@@ -111,5 +136,13 @@ static void rtc_destroy(struct vm *vm)
 	rtc_dev = NULL;
 }
 
-static const struct device_desc rtc_device = { "rtc", rtc_create, rtc_destroy };
+STATE_SECTION_HOOKS(rtc, "rtc", RTC_STATE_VERSION, rtc_dev)
+
+static const struct device_desc rtc_device = {
+	.name = "rtc",
+	.create = rtc_create,
+	.destroy = rtc_destroy,
+	.save = rtc_state_save,
+	.load = rtc_state_load,
+};
 DEVICE_REGISTER(rtc_device);

@@ -8,6 +8,7 @@
 
 #include "devices/serial.h"
 #include "arch/x86/layout.h"
+#include "state/devices.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
@@ -193,6 +194,52 @@ size_t serial_rx_space(struct serial *s)
 	return n;
 }
 
+int serial_save(struct serial *s, struct snap_buf *b)
+{
+	pthread_mutex_lock(&s->lock);
+	const uint8_t regs[] = { s->ier, s->lcr, s->mcr, s->lsr, s->msr, s->scr, s->dll, s->dlm,
+				 s->fcr, (uint8_t)!!s->thr_ipending, (uint8_t)!!s->irq_level };
+	snap_buf_put(b, regs, sizeof(regs));
+	/* The FIFO oldest byte first, so the loader needs no head index. */
+	snap_buf_put_u8(b, (uint8_t)s->rx_count);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		snap_buf_put_u8(b, s->rx[(s->rx_head + i) % SERIAL_FIFO_SIZE]);
+	pthread_mutex_unlock(&s->lock);
+	return b->err;
+}
+
+int serial_load(struct serial *s, struct snap_cur *c)
+{
+	uint8_t regs[11], rx[SERIAL_FIFO_SIZE];
+
+	snap_cur_get(c, regs, sizeof(regs));
+	unsigned count = snap_cur_u8(c);
+	if (count > SERIAL_FIFO_SIZE || regs[9] > 1 || regs[10] > 1)
+		return -EINVAL;
+	snap_cur_get(c, rx, count);
+	if (snap_cur_end(c))
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->ier = regs[0] & 0x0f;
+	s->lcr = regs[1];
+	s->mcr = regs[2] & 0x1f;
+	s->lsr = regs[3];
+	s->msr = regs[4];
+	s->scr = regs[5];
+	s->dll = regs[6];
+	s->dlm = regs[7];
+	s->fcr = regs[8] & (UART_FCR_ENABLE | 0xc0);
+	s->thr_ipending = regs[9];
+	memcpy(s->rx, rx, count);
+	s->rx_head = 0;
+	s->rx_count = count;
+	s->irq_level = regs[10];
+	if (s->set_irq)
+		s->set_irq(s->opaque, s->irq_level);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 /* --- glue: COM1 on the PIO bus, output to the console fd, IRQ 4 --- */
 
 static int serial_out_fd = STDOUT_FILENO;
@@ -256,5 +303,13 @@ static void serial_destroy(struct vm *vm)
 	vm->console = NULL;
 }
 
-static const struct device_desc serial_device = { "serial", serial_create, serial_destroy };
+STATE_SECTION_HOOKS(serial, "serial", SERIAL_STATE_VERSION, vm->console)
+
+static const struct device_desc serial_device = {
+	.name = "serial",
+	.create = serial_create,
+	.destroy = serial_destroy,
+	.save = serial_state_save,
+	.load = serial_state_load,
+};
 DEVICE_REGISTER(serial_device);

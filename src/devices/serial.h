@@ -36,4 +36,13 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 /* Free space in the receive FIFO. */
 size_t serial_rx_space(struct serial *s);
 
+/* Snapshot payload (state/devices.c frames it as section "serial"): the
+ * register file, receive FIFO, pending THR interrupt and line level. */
+#define SERIAL_STATE_VERSION 1
+struct snap_buf;
+struct snap_cur;
+int serial_save(struct serial *s, struct snap_buf *b);
+/* All or nothing: -EINVAL leaves s unchanged; 0 drives the line as saved. */
+int serial_load(struct serial *s, struct snap_cur *c);
+
 #endif

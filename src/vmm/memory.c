@@ -14,6 +14,7 @@ void gmem_init(struct guest_mem *m, void *host, uint64_t size)
 	m->low_size = size < MEM_HOLE_START ? size : MEM_HOLE_START;
 	m->high_size = size - m->low_size;
 	m->owned = 0;
+	m->dirty = NULL;   /* callers pass uninitialised structs; devices check this */
 }
 
 int gmem_alloc(struct guest_mem *m, uint64_t size)

@@ -20,6 +20,8 @@
 struct vcpu;
 struct serial;
 struct pci_bus;
+struct snap_buf;
+struct snap_reader;
 
 /* Why the VM stopped; decides wafer's exit status (see README "Exit status"). */
 enum vm_stop_reason {
@@ -103,6 +105,11 @@ struct device_desc {
 	const char *name;
 	int (*create)(struct vm *vm);
 	void (*destroy)(struct vm *vm);  /* optional; called in reverse order */
+	/* Optional, for snapshots (state/devices.c): append the device's
+	 * section(s); read them back into a freshly created device, driving
+	 * its interrupt line as saved. 0 or -errno (load: err says why). */
+	int (*save)(struct vm *vm, struct snap_buf *b);
+	int (*load)(struct vm *vm, const struct snap_reader *r, char *err, size_t errlen);
 };
 #define DEVICE_REGISTER(desc)                                                   \
 	static const struct device_desc *const __device_ptr_##desc              \

@@ -14,6 +14,7 @@
 
 #include "backends/block.h"
 #include "devices/virtio/blk.h"
+#include "state/format.h"
 #include "vmm/eventloop.h"
 
 /* Feature bits (5.2.3) */
@@ -125,6 +126,7 @@ static void blk_complete(struct blk_dev *b, uint16_t head, uint8_t *status, uint
 {
 	struct virtio_dev *d = b->vdev;
 	*status = st;
+	gmem_mark_dirty_host(d->mem, status, 1);
 	if (st != VIRTIO_BLK_S_OK)
 		d->stat_errors++;
 	d->stat_ops++;
@@ -206,9 +208,13 @@ static void blk_rw_done(void *opaque, int64_t res)
 		 * tail reads as zeroes, like a sparse hole. */
 		for (unsigned i = r->iov_pos; i < r->iov_num; i++)
 			memset(r->iov[i].iov_base, 0, r->iov[i].iov_len);
+		virtq_iov_mark_dirty(d->mem, &r->iov[r->iov_pos], r->iov_num - r->iov_pos, r->left);
 		blk_req_finish(r, VIRTIO_BLK_S_OK);
 		return;
 	}
+	if (r->type == VIRTIO_BLK_T_IN)  /* the backend wrote these into guest RAM */
+		virtq_iov_mark_dirty(d->mem, &r->iov[r->iov_pos], r->iov_num - r->iov_pos,
+				     (size_t)res);
 	r->left -= (uint64_t)res;
 	r->off += (uint64_t)res;
 	blk_iov_advance(r, (uint64_t)res);
@@ -367,6 +373,7 @@ static bool blk_handle(struct blk_dev *b, const struct virtq_elem *e)
 			virtq_buf_to_iov(&e->iov[e->out_num], e->in_num, at, zero,
 					 room - at < sizeof(zero) ? room - at : sizeof(zero));
 		virtq_buf_to_iov(&e->iov[e->out_num], e->in_num, 0, id, room < sizeof(id) ? room : sizeof(id));
+		virtq_iov_mark_dirty(d->mem, &e->iov[e->out_num], e->in_num, room);
 		st = VIRTIO_BLK_S_OK;
 		goto done;
 	}
@@ -599,6 +606,52 @@ static void blk_config_write(struct virtio_dev *d, uint32_t off, const void *buf
 	(void)d; (void)off; (void)buf; (void)len;
 }
 
+/* Snapshots: every request the backend has is completed (completions may
+ * start more that the driver queued; those are waited for too), and a
+ * chain the rate limiter holds goes back to the ring. */
+static int blk_quiesce(struct virtio_dev *d)
+{
+	struct blk_dev *b = d->priv;
+	int rc = 0;
+
+	while (b->be->inflight && rc >= 0)
+		rc = virtio_blk_poll(d, true);
+	if (b->held && b->held_generation == b->generation)
+		virtq_unpop(&d->vq[0], 1);
+	b->held = false;   /* the limiter's timer pops it again */
+	return rc < 0 ? rc : 0;
+}
+
+/* The config space as the guest reads it (its layout is the spec's,
+ * little-endian: blk_cfg_space is packed and its offsets asserted). The
+ * guest keeps what it saw; the disk behind it must have the same size. */
+static int blk_save(struct virtio_dev *d, struct snap_buf *b)
+{
+	struct blk_dev *bd = d->priv;
+	snap_buf_put(b, &bd->cfg, sizeof(bd->cfg));
+	return b->err;
+}
+
+static int blk_load(struct virtio_dev *d, struct snap_cur *c, char *err, size_t errlen)
+{
+	struct blk_dev *bd = d->priv;
+	struct blk_cfg_space cfg;
+
+	snap_cur_get(c, &cfg, sizeof(cfg));
+	if (snap_cur_end(c))
+		return -EINVAL;
+	if (cfg.capacity != bd->capacity) {
+		snprintf(err, errlen, "disk %s has %llu sectors, the snapshot's had %llu", bd->name,
+			 (unsigned long long)bd->capacity, (unsigned long long)cfg.capacity);
+		return -EINVAL;
+	}
+	/* blk_dwz_parse sizes its copy by these. */
+	if (cfg.max_discard_seg > BLK_MAX_DWZ_SEG || cfg.max_write_zeroes_seg > BLK_MAX_DWZ_SEG)
+		return -EINVAL;
+	bd->cfg = cfg;
+	return 0;
+}
+
 static void blk_destroy(struct virtio_dev *d)
 {
 	struct blk_dev *b = d->priv;
@@ -629,6 +682,10 @@ static const struct virtio_dev_ops blk_ops = {
 	.config_write = blk_config_write,
 	.queue_notify = blk_queue_notify,
 	.destroy = blk_destroy,
+	.quiesce = blk_quiesce,
+	.state_version = 1,
+	.save = blk_save,
+	.load = blk_load,
 };
 
 static void blk_fill_config(struct blk_dev *b)

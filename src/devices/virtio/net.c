@@ -19,6 +19,7 @@
 
 #include "backends/net_tap.h"
 #include "devices/virtio/net.h"
+#include "state/format.h"
 
 /* Feature bits (5.1.3) */
 #define NET_F_CSUM        0
@@ -363,6 +364,23 @@ static int net_rx_fix_header(struct net_dev *n, struct net_hdr *h)
 	return 0;
 }
 
+/* Hold the chain the next frame starts in: false if there is none (or
+ * the device broke). */
+static bool net_rx_take_first(struct net_dev *n)
+{
+	if (n->rx_have_first)
+		return true;
+	if (net_pop(n, RXQ, &n->rx_first) <= 0)
+		return false;
+	if (n->rx_first.in_len < NET_HDR_LEN) {
+		/* 5.1.6.3.1: every receive buffer holds at least a header. */
+		virtio_dev_needs_reset(&n->vdev, "rx buffer smaller than the virtio-net header");
+		return false;
+	}
+	n->rx_have_first = true;
+	return true;
+}
+
 /* 1: a first chain is held and a frame is in rx_buf; 0: stop (no chain,
  * tap empty, device broken); -1: a bad frame was dropped, try the next. */
 static int net_rx_read(struct net_dev *n)
@@ -370,16 +388,8 @@ static int net_rx_read(struct net_dev *n)
 	struct net_hdr h;
 	ssize_t r;
 
-	if (!n->rx_have_first) {
-		if (net_pop(n, RXQ, &n->rx_first) <= 0)
-			return 0;
-		if (n->rx_first.in_len < NET_HDR_LEN) {
-			/* 5.1.6.3.1: every receive buffer holds at least a header. */
-			virtio_dev_needs_reset(&n->vdev, "rx buffer smaller than the virtio-net header");
-			return 0;
-		}
-		n->rx_have_first = true;
-	}
+	if (!net_rx_take_first(n))
+		return 0;
 	do
 		r = read(n->fd, n->rx_buf, NET_HDR_LEN + NET_FRAME_MAX + 1);
 	while (r < 0 && errno == EINTR);
@@ -436,6 +446,8 @@ static int net_rx_place(struct net_dev *n)
 		nb = htole16(1);
 		memcpy(n->rx_buf + offsetof(struct net_hdr, num_buffers), &nb, sizeof(nb));
 		virtq_buf_to_iov(first->iov + first->out_num, first->in_num, 0, n->rx_buf, n->rx_len);
+		virtq_iov_mark_dirty(n->vdev.mem, first->iov + first->out_num, first->in_num,
+				     n->rx_len);
 		net_push(n, RXQ, first->head, (uint32_t)n->rx_len);
 		net_rx_done(n, n->rx_len - NET_HDR_LEN);
 		return 1;
@@ -467,12 +479,15 @@ static int net_rx_place(struct net_dev *n)
 		if (chunk > e->in_len)
 			chunk = e->in_len;
 		virtq_buf_to_iov(e->iov + e->out_num, e->in_num, 0, n->rx_buf + n->rx_off, chunk);
+		virtq_iov_mark_dirty(n->vdev.mem, e->iov + e->out_num, e->in_num, chunk);
 		n->rx_used[n->rx_nused++] = (struct net_used){ e->head, (uint32_t)chunk };
 		n->rx_off += chunk;
 	}
 	nb = htole16((uint16_t)n->rx_nused);
 	virtq_buf_to_iov(first->iov + first->out_num, first->in_num,
 			 offsetof(struct net_hdr, num_buffers), &nb, sizeof(nb));
+	virtq_iov_mark_dirty(n->vdev.mem, first->iov + first->out_num, first->in_num,
+			     sizeof(struct net_hdr));
 	/* In ring order, so the driver finds the rest right after the first,
 	 * and published with one index update: a driver polling the ring must
 	 * never see the first buffer of a frame without the others. */
@@ -507,6 +522,9 @@ static void net_rx_process(struct net_dev *n)
 				break; /* the frame waits in rx_buf for the timer */
 			n->rx_paid = true;
 		}
+		/* A frame kept across a snapshot gave its chain back. */
+		if (!net_rx_take_first(n))
+			break;
 		uint16_t before = n->vdev.vq[RXQ].used_idx;
 		int r = net_rx_place(n);
 		pushed |= n->vdev.vq[RXQ].used_idx != before;
@@ -658,6 +676,72 @@ static void net_config_write(struct virtio_dev *d, uint32_t off, const void *buf
 	log_ratelimited(&d->rl, LOG_DEBUG, "virtio-net: config write ignored");
 }
 
+/* Snapshots: the chains the device holds (a tx chain waiting for the tap,
+ * the rx chains a frame was going into) go back to their rings; a frame
+ * read from the tap stays in rx_buf and is saved with the device. */
+static int net_quiesce(struct virtio_dev *d)
+{
+	struct net_dev *n = net_of(d);
+
+	pthread_mutex_lock(&n->lock);
+	if (n->tx_held)
+		virtq_unpop(&d->vq[TXQ], 1);
+	virtq_unpop(&d->vq[RXQ], n->rx_nused ? n->rx_nused : n->rx_have_first);
+	n->tx_held = n->tx_paid = false;
+	n->rx_have_first = false;
+	n->rx_nused = 0;
+	n->rx_off = 0;
+	pthread_mutex_unlock(&n->lock);
+	net_resched(n);   /* take them again once the I/O thread runs */
+	return 0;
+}
+
+/* MAC, link status, and a received frame not yet delivered (rx_len 0:
+ * none): the whole 12-byte header plus frame as read from the tap. */
+static int net_save(struct virtio_dev *d, struct snap_buf *b)
+{
+	struct net_dev *n = net_of(d);
+
+	pthread_mutex_lock(&n->lock);
+	snap_buf_put(b, n->mac, sizeof(n->mac));
+	snap_buf_put_u8(b, n->link_up);
+	snap_buf_put_u32(b, (uint32_t)n->rx_len);
+	snap_buf_put_u8(b, n->rx_paid);
+	snap_buf_put(b, n->rx_buf, n->rx_len);
+	pthread_mutex_unlock(&n->lock);
+	return b->err;
+}
+
+static int net_load(struct virtio_dev *d, struct snap_cur *c, char *err, size_t errlen)
+{
+	struct net_dev *n = net_of(d);
+	uint8_t mac[6];
+
+	(void)err;
+	(void)errlen;
+	snap_cur_get(c, mac, sizeof(mac));
+	uint8_t link = snap_cur_u8(c);
+	uint32_t rx_len = snap_cur_u32(c);
+	uint8_t paid = snap_cur_u8(c);
+	if (link > 1 || paid > 1 ||
+	    (rx_len && (rx_len < NET_HDR_LEN + NET_FRAME_MIN || rx_len > NET_HDR_LEN + NET_FRAME_MAX)))
+		return -EINVAL;
+	const void *frame = snap_cur_take(c, rx_len);
+	if (snap_cur_end(c))
+		return -EINVAL;
+	pthread_mutex_lock(&n->lock);
+	memcpy(n->mac, mac, sizeof(mac));
+	n->link_up = link;
+	memcpy(n->rx_buf, frame, rx_len);
+	n->rx_len = rx_len;
+	n->rx_paid = paid;
+	n->rx_off = 0;
+	n->rx_nused = 0;
+	n->rx_have_first = false;
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
 static void net_destroy(struct virtio_dev *d)
 {
 	struct net_dev *n = net_of(d);
@@ -692,6 +776,10 @@ static const struct virtio_dev_ops net_ops = {
 	.config_write = net_config_write,
 	.queue_notify = net_queue_notify,
 	.destroy = net_destroy,
+	.quiesce = net_quiesce,
+	.state_version = 1,
+	.save = net_save,
+	.load = net_load,
 };
 
 void virtio_net_set_link(struct virtio_dev *d, bool up)

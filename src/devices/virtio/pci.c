@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/pci.h"
+#include "state/devices.h"
 #include "vmm/vm.h"
 
 /* struct virtio_pci_cap (4.1.4) plus the notify multiplier (4.1.4.4). */
@@ -219,20 +220,29 @@ static void vp_write_status(struct virtio_pci *vp, uint8_t v)
 	}
 }
 
+/* Why q cannot run with d under the negotiated features, or NULL; sets
+ * the queue's ring feature flags. */
+static const char *vp_queue_check(const struct virtio_dev *d, uint64_t features, struct virtq *q)
+{
+	uint16_t max = d->ops->queue_max_size;
+
+	if (q->size == 0 || q->size > max || (q->size & (q->size - 1)))
+		return "queue size not a power of two within the maximum";
+	q->event_idx = (features >> VIRTIO_F_EVENT_IDX) & 1;
+	q->indirect = (features >> VIRTIO_F_INDIRECT_DESC) & 1;
+	if (virtq_init(q, d->mem))
+		return "queue rings outside guest RAM or misaligned";
+	return NULL;
+}
+
 /* Caller holds vp->lock. */
 static void vp_enable_queue(struct virtio_pci *vp, struct virtq *q)
 {
 	struct virtio_dev *d = vp->vdev;
-	uint16_t max = d->ops->queue_max_size;
+	const char *why = vp_queue_check(d, d->features, q);
 
-	if (q->size == 0 || q->size > max || (q->size & (q->size - 1))) {
-		virtio_dev_needs_reset(d, "queue size not a power of two within the maximum");
-		return;
-	}
-	q->event_idx = virtio_has_feature(d, VIRTIO_F_EVENT_IDX);
-	q->indirect = virtio_has_feature(d, VIRTIO_F_INDIRECT_DESC);
-	if (virtq_init(q, d->mem)) {
-		virtio_dev_needs_reset(d, "queue rings outside guest RAM or misaligned");
+	if (why) {
+		virtio_dev_needs_reset(d, why);
 		return;
 	}
 	q->ready = true;
@@ -441,6 +451,175 @@ static void vp_bar_write(void *opaque, uint64_t off, const uint8_t *data, unsign
 
 static const struct bus_ops vp_bar_ops = { vp_bar_read, vp_bar_write };
 
+/* --- snapshots ------------------------------------------------------------ */
+
+int virtio_pci_save(struct virtio_pci *vp, struct snap_buf *b)
+{
+	struct virtio_dev *d = vp->vdev;
+
+	pthread_mutex_lock(&vp->lock);
+	snap_buf_put_u16(b, d->ops->device_id);
+	snap_buf_put_u16(b, (uint16_t)d->ops->num_queues);
+	snap_buf_put_u64(b, d->device_features);
+	snap_buf_put_u64(b, vp->driver_features);
+	snap_buf_put_u64(b, d->features);
+	snap_buf_put_u32(b, vp->dfselect);
+	snap_buf_put_u32(b, vp->gfselect);
+	snap_buf_put_u8(b, vp_status(d));
+	snap_buf_put_u8(b, __atomic_load_n(&vp->generation, __ATOMIC_SEQ_CST));
+	pthread_mutex_lock(&vp->isr_lock);
+	snap_buf_put_u8(b, vp->isr);
+	pthread_mutex_unlock(&vp->isr_lock);
+	snap_buf_put_u16(b, __atomic_load_n(&vp->config_msix, __ATOMIC_SEQ_CST));
+	snap_buf_put_u16(b, vp->queue_sel);
+	for (unsigned q = 0; q < d->ops->num_queues; q++)
+		virtq_save(&d->vq[q], b);
+	pthread_mutex_unlock(&vp->lock);
+	return b->err;
+}
+
+static bool vp_vector_ok(const struct virtio_pci *vp, uint16_t v)
+{
+	return v < vp->nvec || v == VIRTIO_NO_VECTOR;
+}
+
+/* Parse and check the transport payload into vp's device: 0, or -EINVAL
+ * with the reason in err and nothing changed. */
+int virtio_pci_load(struct virtio_pci *vp, struct snap_cur *c, char *err, size_t errlen)
+{
+	struct virtio_dev *d = vp->vdev;
+	const struct virtio_dev_ops *ops = d->ops;
+	struct virtq vq[VIRTIO_MAX_QUEUES];
+	const char *why = NULL;
+	int bad_q = -1;
+
+	uint16_t device_id = snap_cur_u16(c), nq = snap_cur_u16(c);
+	(void)snap_cur_u64(c);   /* what the source offered: only what was taken matters */
+	uint64_t driver_features = snap_cur_u64(c), features = snap_cur_u64(c);
+	uint32_t dfselect = snap_cur_u32(c), gfselect = snap_cur_u32(c);
+	uint8_t status = snap_cur_u8(c), generation = snap_cur_u8(c), isr = snap_cur_u8(c);
+	uint16_t config_msix = snap_cur_u16(c), queue_sel = snap_cur_u16(c);
+
+	if (device_id != ops->device_id || nq != ops->num_queues)
+		why = "another device type or queue count";
+	else if (features & ~d->device_features)
+		why = "the guest uses features this device does not offer";
+	else if ((status & VIRTIO_STATUS_FEATURES_OK) && !(features & (1ull << VIRTIO_F_VERSION_1)))
+		why = "FEATURES_OK without VIRTIO_F_VERSION_1";
+	else if (!vp_vector_ok(vp, config_msix))
+		why = "config MSI-X vector out of range";
+	for (unsigned q = 0; q < nq && !why; q++) {
+		vq[q] = d->vq[q];
+		if (virtq_load(&vq[q], c, d->mem))
+			why = "truncated or malformed";
+		else if (vq[q].ready)
+			why = vp_queue_check(d, features, &vq[q]);
+		if (!why && !vp_vector_ok(vp, vq[q].msix_vector))
+			why = "MSI-X vector out of range";
+		if (why)
+			bad_q = (int)q;
+	}
+	if (!why && snap_cur_end(c))
+		why = "truncated or trailing bytes";
+	if (why) {
+		if (bad_q >= 0)
+			snprintf(err, errlen, "%s queue %d: %s", ops->name, bad_q, why);
+		else
+			snprintf(err, errlen, "%s: %s", ops->name, why);
+		return -EINVAL;
+	}
+
+	pthread_mutex_lock(&vp->lock);
+	d->features = features;
+	vp->driver_features = driver_features;
+	vp->dfselect = dfselect;
+	vp->gfselect = gfselect;
+	vp->queue_sel = queue_sel;
+	__atomic_store_n(&vp->generation, generation, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&vp->config_msix, config_msix, __ATOMIC_SEQ_CST);
+	for (unsigned q = 0; q < nq; q++)
+		d->vq[q] = vq[q];
+	__atomic_store_n(&d->status, status, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&vp->isr_lock);
+	vp->isr = isr;      /* the INTx line itself is the PCI layer's state */
+	pthread_mutex_unlock(&vp->isr_lock);
+	pthread_mutex_unlock(&vp->lock);
+	return 0;
+}
+
+/* After a load: a running device is activated as on DRIVER_OK, and every
+ * ready queue is looked at once -- the driver may have notified before the
+ * snapshot about buffers the device never saw, and will not do so again. */
+static int vp_restart(struct virtio_pci *vp, char *err, size_t errlen)
+{
+	struct virtio_dev *d = vp->vdev;
+	uint8_t st = vp_status(d);
+
+	if ((st & VIRTIO_STATUS_DRIVER_OK) && !(st & VIRTIO_STATUS_NEEDS_RESET) &&
+	    d->ops->activate) {
+		int rc = d->ops->activate(d);
+		if (rc) {
+			snprintf(err, errlen, "%s in pci slot %u: cannot activate: %s", d->ops->name,
+				 vp->pci.slot, strerror(-rc));
+			return rc;
+		}
+	}
+	for (unsigned q = 0; q < d->ops->num_queues; q++)
+		if (d->vq[q].ready)
+			vp_notify_write(vp, (uint64_t)q * VIRTIO_PCI_NOTIFY_MULT, 2);
+	return 0;
+}
+
+static int vp_state_save(struct pci_dev *pd, struct snap_buf *b)
+{
+	struct virtio_pci *vp = pd->opaque;
+	struct virtio_dev *d = vp->vdev;
+	size_t tok = snap_section_begin(b, "virtio-pci", pd->slot, VIRTIO_PCI_STATE_VERSION);
+	int rc = 0;
+
+	virtio_pci_save(vp, b);
+	snap_section_end(b, tok);
+	if (d->ops->save) {
+		tok = snap_section_begin(b, d->ops->name, pd->slot, d->ops->state_version);
+		rc = d->ops->save(d, b);
+		snap_section_end(b, tok);
+	}
+	return rc ? rc : b->err;
+}
+
+static int vp_state_load(struct pci_dev *pd, const struct snap_reader *r, char *err, size_t errlen)
+{
+	struct virtio_pci *vp = pd->opaque;
+	struct virtio_dev *d = vp->vdev;
+	struct snap_cur c;
+	char why[192];
+	int rc;
+
+	rc = state_section_open(r, "virtio-pci", pd->slot, VIRTIO_PCI_STATE_VERSION, &c, err, errlen);
+	if (rc)
+		return rc;
+	rc = virtio_pci_load(vp, &c, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "section virtio-pci/%u: %s", pd->slot, why);
+		return rc;
+	}
+	if (d->ops->load) {
+		rc = state_section_open(r, d->ops->name, pd->slot, d->ops->state_version, &c, err,
+					errlen);
+		if (rc)
+			return rc;
+		why[0] = '\0';
+		rc = d->ops->load(d, &c, why, sizeof(why));
+		if (rc && why[0]) {
+			snprintf(err, errlen, "section %s/%u: %s", d->ops->name, pd->slot, why);
+			return rc;
+		}
+		if (rc)
+			return state_section_done(rc, d->ops->name, pd->slot, err, errlen);
+	}
+	return vp_restart(vp, err, errlen);
+}
+
 /* --- setup ---------------------------------------------------------------- */
 
 static int vp_add_cap(struct virtio_pci *vp, uint8_t type, uint32_t off, uint32_t len)
@@ -536,6 +715,8 @@ int virtio_pci_attach(struct pci_bus *pb, struct eventloop *io, struct virtio_de
 		     virtio_pci_class(ops->device_id), VIRTIO_PCI_VENDOR, VIRTIO_PCI_SUBSYS_ID);
 	vp->pci.opaque = vp;
 	vp->pci.bar_remap = vp_bar_remap;
+	vp->pci.save = vp_state_save;
+	vp->pci.load = vp_state_load;
 	vp_reset(vp, false);
 	rc = pci_bar_add(&vp->pci, VIRTIO_PCI_BAR, VIRTIO_PCI_BAR_SIZE, &vp_bar_ops, vp);
 	if (!rc)

@@ -90,4 +90,14 @@ int virtio_pci_add(struct vm *vm, struct virtio_dev *d, char *err, size_t errlen
 int virtio_pci_attach(struct pci_bus *pb, struct eventloop *io, struct virtio_dev *d,
 		      struct virtio_pci **out, char *err, size_t errlen);
 
+/* Snapshot payload of the transport (section "virtio-pci", instance = PCI
+ * slot; the transport's pci_dev save/load hooks frame it and add the
+ * device's own section): feature words and selectors, status, config
+ * generation, ISR, vectors, queue select and every queue. Loading checks
+ * the queues against guest RAM as enabling them does and refuses anything
+ * the device could not have reached: 0, or -EINVAL with err, vp unchanged. */
+#define VIRTIO_PCI_STATE_VERSION 1
+int virtio_pci_save(struct virtio_pci *vp, struct snap_buf *b);
+int virtio_pci_load(struct virtio_pci *vp, struct snap_cur *c, char *err, size_t errlen);
+
 #endif

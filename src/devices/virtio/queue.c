@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "devices/virtio/queue.h"
+#include "state/format.h"
 
 #define VIRTQ_DESC_F_NEXT     1
 #define VIRTQ_DESC_F_WRITE    2
@@ -47,6 +48,19 @@ static uint16_t *avail_event_field(const struct virtq *q)
 	return gmem_ptr(q->mem, q->used_gpa + 4 + 8ull * q->size, 2);
 }
 
+/* The used ring is written by the VMM, not the vCPUs: migration must hear
+ * of every store (after it is made) through the dirty log. */
+static void used_mark_dirty(const struct virtq *q, uint64_t off, uint64_t len)
+{
+	gmem_mark_dirty(q->mem, q->used_gpa + off, len);
+}
+
+static void avail_event_publish(const struct virtq *q, uint16_t *ev)
+{
+	__atomic_store_n(ev, q->last_avail, __ATOMIC_RELEASE);
+	used_mark_dirty(q, 4 + 8ull * q->size, 2);
+}
+
 int virtq_init(struct virtq *q, const struct guest_mem *mem)
 {
 	q->mem = mem;
@@ -76,11 +90,6 @@ static uint16_t load_acquire16(const uint16_t *p)
 static uint16_t load_relaxed16(const uint16_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
-}
-
-static void store_relaxed16(uint16_t *p, uint16_t v)
-{
-	__atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
 /* One copy of a descriptor out of guest memory; all checks use the copy. */
@@ -244,7 +253,7 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e, const char **why)
 		/* avail_event: "kick me when you publish past what I consumed". */
 		uint16_t *ev = avail_event_field(q);
 		if (ev)
-			__atomic_store_n(ev, q->last_avail, __ATOMIC_RELEASE);
+			avail_event_publish(q, ev);
 	}
 	return 1;
 }
@@ -254,10 +263,11 @@ int virtq_fill(struct virtq *q, unsigned offset, uint16_t head, uint32_t len)
 	uint8_t *used = q->mem && q->size ? used_base(q) : NULL;
 	if (!used || head >= q->size || offset >= q->size)
 		return -EINVAL;
-	uint8_t *elem = used + 4 + 8ull * ((uint16_t)(q->used_idx + offset) & (q->size - 1));
+	uint64_t off = 4 + 8ull * ((uint16_t)(q->used_idx + offset) & (q->size - 1));
 	uint32_t id32 = head;
-	memcpy(elem, &id32, 4);
-	memcpy(elem + 4, &len, 4);
+	memcpy(used + off, &id32, 4);
+	memcpy(used + off + 4, &len, 4);
+	used_mark_dirty(q, off, 8);
 	return 0;
 }
 
@@ -270,6 +280,7 @@ void virtq_flush(struct virtq *q, unsigned count)
 	/* Release: the elements (and the data written into the buffers) become
 	 * visible before the driver can see the new index. */
 	__atomic_store_n((uint16_t *)(used + 2), q->used_idx, __ATOMIC_RELEASE);
+	used_mark_dirty(q, 2, 2);
 }
 
 int virtq_push(struct virtq *q, uint16_t head, uint32_t len)
@@ -324,12 +335,59 @@ bool virtq_has_work(struct virtq *q)
 		uint16_t *ev = avail_event_field(q);
 		if (!ev)
 			return false;
-		store_relaxed16(ev, q->last_avail);
+		avail_event_publish(q, ev);
 		/* The driver may have added buffers just before it saw the new
 		 * avail_event; re-read idx after publishing it. */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	}
 	return load_acquire16(avail_idx) != q->last_avail;
+}
+
+void virtq_unpop(struct virtq *q, unsigned n)
+{
+	q->last_avail = (uint16_t)(q->last_avail - n);
+}
+
+void virtq_save(const struct virtq *q, struct snap_buf *b)
+{
+	snap_buf_put_u16(b, q->size);
+	snap_buf_put_u8(b, q->ready);
+	snap_buf_put_u16(b, __atomic_load_n(&q->msix_vector, __ATOMIC_SEQ_CST));
+	snap_buf_put_u64(b, q->desc_gpa);
+	snap_buf_put_u64(b, q->avail_gpa);
+	snap_buf_put_u64(b, q->used_gpa);
+	snap_buf_put_u16(b, q->last_avail);
+	snap_buf_put_u16(b, q->used_idx);
+	snap_buf_put_u16(b, q->signalled_used);
+	snap_buf_put_u8(b, q->signalled_valid);
+}
+
+int virtq_load(struct virtq *q, struct snap_cur *c, const struct guest_mem *mem)
+{
+	q->size = snap_cur_u16(c);
+	uint8_t ready = snap_cur_u8(c);
+	q->msix_vector = snap_cur_u16(c);
+	q->desc_gpa = snap_cur_u64(c);
+	q->avail_gpa = snap_cur_u64(c);
+	q->used_gpa = snap_cur_u64(c);
+	q->last_avail = snap_cur_u16(c);
+	q->used_idx = snap_cur_u16(c);
+	q->signalled_used = snap_cur_u16(c);
+	uint8_t valid = snap_cur_u8(c);
+	q->ready = ready;
+	q->signalled_valid = valid;
+	q->mem = mem;
+	return c->err || ready > 1 || valid > 1 ? -EINVAL : 0;
+}
+
+void virtq_iov_mark_dirty(const struct guest_mem *m, const struct iovec *iov, unsigned n,
+			  size_t len)
+{
+	for (unsigned i = 0; i < n && len; i++) {
+		size_t seg = iov[i].iov_len < len ? iov[i].iov_len : len;
+		gmem_mark_dirty_host(m, iov[i].iov_base, seg);
+		len -= seg;
+	}
 }
 
 /* Copy between a flat buffer and a chain's segments, from byte skip of the

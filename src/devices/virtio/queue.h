@@ -11,6 +11,9 @@
 
 #include "vmm/memory.h"
 
+struct snap_buf;
+struct snap_cur;
+
 #define VIRTQ_MAX_SIZE 1024   /* largest queue size wafer offers */
 #define VIRTQ_MAX_SEGS 1024   /* buffers in one chain (direct + indirect) */
 
@@ -57,6 +60,23 @@ void virtq_flush(struct virtq *q, unsigned count);
 bool virtq_need_notify(struct virtq *q);
 /* Publish avail_event (EVENT_IDX) / check for more work after re-enabling. */
 bool virtq_has_work(struct virtq *q);
+
+/* Give back the last n chains popped and not yet returned: the next pops
+ * take them again (a device quiescing for a snapshot). */
+void virtq_unpop(struct virtq *q, unsigned n);
+
+/* Snapshot payload of one queue: size, ready, MSI-X vector, ring addresses,
+ * ring indexes, notification state. load parses it into q (mem set), 0 or
+ * -EINVAL (malformed); the caller then checks a ready queue's rings with
+ * virtq_init before trusting it, and sets event_idx/indirect from the
+ * features. */
+void virtq_save(const struct virtq *q, struct snap_buf *b);
+int virtq_load(struct virtq *q, struct snap_cur *c, const struct guest_mem *mem);
+
+/* Migration's dirty log: the device wrote the first len bytes of these
+ * segments (call after writing, before returning the chain). */
+void virtq_iov_mark_dirty(const struct guest_mem *m, const struct iovec *iov, unsigned n,
+			  size_t len);
 
 /* Copy helpers over a chain's segments (bounded by the segments' lengths). */
 size_t virtq_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);

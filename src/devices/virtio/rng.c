@@ -66,6 +66,7 @@ static uint32_t rng_serve(struct virtio_dev *d, struct virtq_elem *e)
 	for (unsigned i = 0; i < e->in_num && budget; i++) {
 		size_t n = e->iov[i].iov_len < budget ? e->iov[i].iov_len : budget;
 		size_t got = rng_fill(e->iov[i].iov_base, n);
+		gmem_mark_dirty_host(d->mem, e->iov[i].iov_base, got);
 		total += got;
 		budget -= got;
 		if (got < n)
@@ -120,6 +121,8 @@ static void rng_reset(struct virtio_dev *d)
 {
 	(void)d; /* requests complete synchronously: nothing in flight */
 }
+/* Nor is anything held between notifications, so snapshots need no
+ * quiesce and no state beyond the transport's. */
 
 static void rng_config_read(struct virtio_dev *d, uint32_t off, void *buf, uint32_t len)
 {

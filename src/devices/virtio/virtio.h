@@ -6,6 +6,7 @@
 #define WAFER_DEVICES_VIRTIO_VIRTIO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "devices/virtio/queue.h"
@@ -29,6 +30,8 @@
 #define VIRTIO_MAX_QUEUES 16
 
 struct virtio_dev;
+struct snap_buf;
+struct snap_cur;
 
 struct virtio_dev_ops {
 	const char *name;          /* "virtio-blk", ... (logs, stats) */
@@ -51,6 +54,18 @@ struct virtio_dev_ops {
 	/* The driver notified queue q (I/O thread, via ioeventfd). */
 	void (*queue_notify)(struct virtio_dev *d, unsigned q);
 	void (*destroy)(struct virtio_dev *d);
+	/* Snapshots, all optional. quiesce runs with the I/O thread parked:
+	 * finish what is in flight and give back the chains the device holds
+	 * (virtq_unpop), so the rings say everything; 0 or -errno. save/load
+	 * carry the device-specific state in a section named ops->name
+	 * (instance = PCI slot, version state_version); load is all or
+	 * nothing (-EINVAL if it refuses the payload, err saying why unless
+	 * it is merely malformed) and runs before the transport re-activates
+	 * the device. */
+	int (*quiesce)(struct virtio_dev *d);
+	uint32_t state_version;
+	int (*save)(struct virtio_dev *d, struct snap_buf *b);
+	int (*load)(struct virtio_dev *d, struct snap_cur *c, char *err, size_t errlen);
 };
 
 /* Transport hooks, set by the transport when it adopts a device. */
