@@ -782,7 +782,7 @@ static bool send_assess(struct mig_send *s, unsigned round, uint64_t dirty_pages
 		return true;
 	/* The guest dirties more than half of what the link carries: rounds
 	 * shrink too slowly or grow; slow the vCPUs down in steps. */
-	if (s->p.auto_converge && rate > bw / 2) {
+	if (s->p.auto_converge && s->ops->throttle && rate > bw / 2) {
 		unsigned t;
 		pthread_mutex_lock(&s->prog->lock);
 		t = s->prog->st.throttle_pct;

@@ -35,7 +35,9 @@ struct migrate_source_ops {
 	/* Append the non-memory state as snap sections (no header, no "end",
 	 * no names starting with "mig-"): 0 or -errno. Called while paused. */
 	int (*save_state)(void *opaque, struct snap_buf *b);
-	void (*throttle)(void *opaque, unsigned pct);   /* auto-converge; 0 = off */
+	/* Auto-converge: let the vCPUs run only (100 - pct)% of the time;
+	 * 0 = full speed. Optional (no auto-converge without it). */
+	void (*throttle)(void *opaque, unsigned pct);
 	/* Optional: called after every pre-copy round and at the end. */
 	void (*on_round)(void *opaque, const struct migrate_status *st);
 };

@@ -314,26 +314,40 @@ static void assert_migrated(struct src_vm *vm, struct dst_vm *d, struct sender *
 	assert_int_equal(r->st.zero_pages, s->st.zero_pages);
 }
 
+/* A migration of a mib-MiB guest dirtying rate pages/s that must succeed;
+ * the caller checks the rest, then calls finish(). */
+static void migrate_ok(struct src_vm *vm, struct dst_vm *d, uint64_t mib, uint64_t rate,
+		       const struct migrate_params *p, struct sender *s, struct receiver *r)
+{
+	memset(d, 0, sizeof(*d));
+	src_init(vm, mib * MIB, rate, 0);
+	migrate(vm, d, p, NULL, s, r);
+	assert_migrated(vm, d, s, r);
+}
+
+static void finish(struct src_vm *vm, struct dst_vm *d)
+{
+	sim_guest_fini(&vm->g);
+	dst_fini(d);
+}
+
 /* ---- cases ------------------------------------------------------------------------ */
 
 static void test_idle_converges(void **state)
 {
 	(void)state;
 	struct src_vm vm;
-	struct dst_vm d = { 0 };
+	struct dst_vm d;
 	struct sender s;
 	struct receiver r;
-	src_init(&vm, 64 * MIB, 0, 0);
-	migrate(&vm, &d, NULL, NULL, &s, &r);
-	assert_migrated(&vm, &d, &s, &r);
+	migrate_ok(&vm, &d, 64, 0, NULL, &s, &r);
 	/* Nothing was dirtied: round 0, then the (empty) final pass as round 1. */
 	assert_int_equal(vm.last_round, 1);
 	assert_int_equal(vm.rounds, 2);
 	/* Zero pages were not sent: a third of the pages hold data. */
 	assert_true(r.st.pages_transferred <= gmem_pages(&vm.g.mem) / 3 + 1);
 	assert_true(r.st.pages_transferred >= gmem_pages(&vm.g.mem) / 3);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
+	finish(&vm, &d);
 }
 
 /* A guest dirtying ~80 MB/s over all of its 64 MiB while the link (a
@@ -342,16 +356,13 @@ static void test_busy_converges(void **state)
 {
 	(void)state;
 	struct src_vm vm;
-	struct dst_vm d = { 0 };
+	struct dst_vm d;
 	struct sender s;
 	struct receiver r;
-	src_init(&vm, 64 * MIB, 20000, 0);
-	migrate(&vm, &d, NULL, NULL, &s, &r);
-	assert_migrated(&vm, &d, &s, &r);
+	migrate_ok(&vm, &d, 64, 20000, NULL, &s, &r);
 	assert_true(atomic_load(&vm.g.writes) > 0);
 	assert_int_equal(vm.g.max_throttle, 0);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
+	finish(&vm, &d);
 }
 
 /* Guest dirties ~200 MB/s over 16 MiB, the link is held to 100 MB/s: only
@@ -360,146 +371,99 @@ static void test_auto_converge(void **state)
 {
 	(void)state;
 	struct src_vm vm;
-	struct dst_vm d = { 0 };
+	struct dst_vm d;
 	struct sender s;
 	struct receiver r;
 	struct migrate_params p = { .auto_converge = true, .max_bandwidth = 100 * 1000 * 1000,
 				    .timeout_ms = 30000 };
-	src_init(&vm, 16 * MIB, 50000, 0);
-	migrate(&vm, &d, &p, NULL, &s, &r);
-	assert_migrated(&vm, &d, &s, &r);
+	migrate_ok(&vm, &d, 16, 50000, &p, &s, &r);
 	assert_true(vm.g.max_throttle >= 20);
 	assert_true(vm.last_round >= 2);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
+	/* The link limit held (the sync waits only lower the average). */
+	assert_true(s.st.bandwidth <= 110 * 1000 * 1000);
+	finish(&vm, &d);
 }
 
-/* The same guest without auto-converge: timeout, failure, the source runs on. */
-static void test_no_converge_times_out(void **state)
+/* Failures between two real engines: each row is one cmocka test. Every
+ * one ends within seconds, the source runs on (resumed iff it was paused),
+ * and both sides say why. */
+struct failure_case {
+	const char *name;
+	uint64_t mib, rate;         /* guest size, pages/s dirtied */
+	struct migrate_params p;
+	const char *refuse;         /* the destination's prepare() refuses */
+	const char *load_fail;      /* its load_state() fails */
+	int save_rc;                /* the source's save_state() fails */
+	uint64_t flip_at, cut_at;   /* a relay corrupts / cuts the stream */
+	int src_rc, dst_rc;         /* 0: any error */
+	const char *src_err, *dst_err;
+	int pauses;                 /* pause() calls (each resumed) */
+	bool tracked;               /* dirty tracking was started */
+};
+
+static const struct failure_case failures[] = {
+	/* A guest dirtying ~200 MB/s against a 100 MB/s link, no auto-converge. */
+	{ .name = "fail_no_converge_times_out", .mib = 16, .rate = 50000,
+	  .p = { .max_bandwidth = 100 * 1000 * 1000, .timeout_ms = 1000 },
+	  .src_rc = -ETIMEDOUT, .dst_rc = -ETIMEDOUT, .tracked = true,
+	  .src_err = "did not converge within 1000 ms (round",
+	  .dst_err = "source aborted: pre-copy did not converge" },
+	/* After the pause: the destination cannot load the state. */
+	{ .name = "fail_load_state_resumes", .mib = 8, .rate = 5000,
+	  .load_fail = "unknown device 'frob' in the state",
+	  .src_rc = -EINVAL, .dst_rc = -EINVAL, .pauses = 1, .tracked = true,
+	  .src_err = "destination: loading the device state: unknown device 'frob'",
+	  .dst_err = "loading the device state: unknown device 'frob'" },
+	/* After the pause: the source cannot save its state. */
+	{ .name = "fail_save_state_resumes", .mib = 4, .save_rc = -EIO,
+	  .src_rc = -EIO, .dst_rc = -EIO, .pauses = 1, .tracked = true,
+	  .src_err = "saving the device state",
+	  .dst_err = "source aborted: saving the device state" },
+	/* prepare() refuses (CPU template): before any tracking or pause. */
+	{ .name = "fail_refused_by_prepare", .mib = 4, .rate = 10000,
+	  .refuse = "CPU template 'baseline' differs: source has avx512f, this host does not",
+	  .src_rc = -EPROTO, .dst_rc = -EPROTO,
+	  .src_err = "destination refused: CPU template 'baseline' differs",
+	  .dst_err = "CPU template 'baseline' differs" },
+	/* A byte flipped in transit: the destination's CRC check catches it. */
+	{ .name = "fail_corrupt_stream", .mib = 32, .rate = 10000, .flip_at = 5 * MIB + 123,
+	  .dst_rc = -EINVAL, .tracked = true,
+	  .src_err = "destination: section mig-pages/0: checksum mismatch",
+	  .dst_err = "checksum mismatch" },
+	/* The link dies mid-stream. */
+	{ .name = "fail_cut_mid_stream", .mib = 32, .rate = 10000, .cut_at = 3 * MIB + 17,
+	  .dst_rc = -ECONNRESET, .tracked = true,
+	  .src_err = "closed", .dst_err = "source closed the connection mid-stream" },
+};
+
+static void test_failure(void **state)
 {
-	(void)state;
+	const struct failure_case *f = *state;
 	struct src_vm vm;
-	struct dst_vm d = { 0 };
+	struct dst_vm d = { .refuse = f->refuse, .load_fail = f->load_fail };
+	struct relay rl = { .flip_at = f->flip_at, .cut_at = f->cut_at };
 	struct sender s;
 	struct receiver r;
-	struct migrate_params p = { .max_bandwidth = 100 * 1000 * 1000, .timeout_ms = 1000 };
-	src_init(&vm, 16 * MIB, 50000, 0);
+
+	src_init(&vm, f->mib * MIB, f->rate, 0);
+	vm.save_rc = f->save_rc;
 	uint64_t t0 = sim_now_ns();
-	migrate(&vm, &d, &p, NULL, &s, &r);
+	migrate(&vm, &d, &f->p, f->flip_at || f->cut_at ? &rl : NULL, &s, &r);
 	assert_true(sim_now_ns() - t0 < 5000000000ull);
-	assert_int_equal(s.rc, -ETIMEDOUT);
-	assert_non_null(strstr(s.err, "did not converge within 1000 ms"));
-	assert_non_null(strstr(s.err, "auto-converge"));
-	assert_int_equal(vm.g.n_pause, 0);
-	assert_source_runs_on(&vm);
-	/* The destination was told why and discards its VM. */
-	assert_int_equal(r.rc, -ETIMEDOUT);
-	assert_non_null(strstr(r.err, "source aborted: pre-copy did not converge"));
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
-}
-
-/* Failure after the pause (the destination cannot load the state): the
- * source is resumed and reports the destination's reason. */
-static void test_load_failure_resumes(void **state)
-{
-	(void)state;
-	struct src_vm vm;
-	struct dst_vm d = { .load_fail = "unknown device 'frob' in the state" };
-	struct sender s;
-	struct receiver r;
-	src_init(&vm, 8 * MIB, 5000, 0);
-	migrate(&vm, &d, NULL, NULL, &s, &r);
-	assert_int_equal(s.rc, -EINVAL);
-	assert_non_null(strstr(s.err, "destination: loading the device state: unknown device 'frob'"));
-	assert_int_equal(r.rc, -EINVAL);
-	assert_int_equal(vm.g.n_pause, 1);
-	assert_int_equal(vm.g.n_resume, 1);
-	assert_source_runs_on(&vm);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
-}
-
-/* save_state fails on the source: resumed, the destination hears why. */
-static void test_save_failure_resumes(void **state)
-{
-	(void)state;
-	struct src_vm vm;
-	struct dst_vm d = { 0 };
-	struct sender s;
-	struct receiver r;
-	src_init(&vm, 4 * MIB, 0, 0);
-	vm.save_rc = -EIO;
-	migrate(&vm, &d, NULL, NULL, &s, &r);
-	assert_int_equal(s.rc, -EIO);
-	assert_non_null(strstr(s.err, "saving the device state"));
-	assert_int_equal(vm.g.n_resume, 1);
-	assert_source_runs_on(&vm);
-	assert_int_equal(r.rc, -EIO);
-	assert_non_null(strstr(r.err, "source aborted: saving the device state"));
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
-}
-
-static void test_refused_by_prepare(void **state)
-{
-	(void)state;
-	struct src_vm vm;
-	struct dst_vm d = { .refuse = "CPU template 'baseline' differs: source has avx512f, "
-				      "this host does not" };
-	struct sender s;
-	struct receiver r;
-	src_init(&vm, 4 * MIB, 10000, 0);
-	migrate(&vm, &d, NULL, NULL, &s, &r);
-	assert_int_equal(s.rc, -EPROTO);
-	assert_non_null(strstr(s.err, "destination refused: CPU template 'baseline' differs"));
-	assert_int_equal(r.rc, -EPROTO);
-	/* Refused before any tracking or pause. */
-	assert_int_equal(vm.g.n_dirty_start, 0);
-	assert_source_runs_on(&vm);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
-}
-
-/* A byte flipped in transit: the destination's CRC check refuses the
- * section, the source hears it and resumes. */
-static void test_corrupt_stream(void **state)
-{
-	(void)state;
-	struct src_vm vm;
-	struct dst_vm d = { 0 };
-	struct sender s;
-	struct receiver r;
-	struct relay rl = { .flip_at = 5 * MIB + 123 };
-	src_init(&vm, 32 * MIB, 10000, 0);
-	migrate(&vm, &d, NULL, &rl, &s, &r);
-	assert_int_equal(r.rc, -EINVAL);
-	assert_non_null(strstr(r.err, "checksum mismatch"));
+	if (f->src_rc)
+		assert_int_equal(s.rc, f->src_rc);
 	assert_true(s.rc < 0);
-	assert_non_null(strstr(s.err, "destination: section mig-pages/0: checksum mismatch"));
+	assert_non_null(strstr(s.err, f->src_err));
+	assert_int_equal(s.st.state, MIGRATE_FAILED);
+	assert_string_equal(s.st.error, s.err);
+	if (f->dst_rc)
+		assert_int_equal(r.rc, f->dst_rc);
+	assert_true(r.rc < 0);
+	assert_non_null(strstr(r.err, f->dst_err));
+	assert_int_equal(vm.g.n_pause, f->pauses);
+	assert_int_equal(vm.g.n_dirty_start, f->tracked);
 	assert_source_runs_on(&vm);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
-}
-
-/* The link dies mid-stream: both sides fail cleanly. */
-static void test_cut_mid_stream(void **state)
-{
-	(void)state;
-	struct src_vm vm;
-	struct dst_vm d = { 0 };
-	struct sender s;
-	struct receiver r;
-	struct relay rl = { .cut_at = 3 * MIB + 17 };
-	src_init(&vm, 32 * MIB, 10000, 0);
-	migrate(&vm, &d, NULL, &rl, &s, &r);
-	assert_int_equal(r.rc, -ECONNRESET);
-	assert_non_null(strstr(r.err, "source closed the connection mid-stream"));
-	assert_true(s.rc == -ECONNRESET || s.rc == -EPIPE);
-	assert_non_null(strstr(s.err, "closed"));
-	assert_source_runs_on(&vm);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
+	finish(&vm, &d);
 }
 
 /* ---- hand-made peers ----------------------------------------------------------------- */
@@ -589,70 +553,82 @@ static int raw_source(struct raw_recv_ctx *c, struct dst_vm *d, unsigned io_ms)
 	return sp[0];
 }
 
-/* Feed the real receiver the hand-made stream b (then shut our writing
- * side if shut); its result in *r, its replies (until it hangs up) in
- * reply. Returns the reply length. */
-static size_t raw_exchange(struct dst_vm *d, unsigned io_ms, const struct snap_buf *b, bool shut,
-			   struct receiver *r, uint8_t *reply, size_t cap)
+/* A hand-made source against the real receiver: the stream, what came
+ * back, the receiver's result. */
+struct raw {
+	struct dst_vm d;
+	struct snap_buf b;
+	struct receiver r;
+	uint8_t reply[4096];
+	size_t n;
+};
+
+/* The stream starts with a hello for protocol proto and a 1 MiB guest. */
+static void raw_begin(struct raw *x, uint32_t proto)
+{
+	memset(x, 0, sizeof(*x));
+	snap_buf_init(&x->b);
+	put_hello(&x->b, proto, 1 * MIB);
+}
+
+/* Send it (then shut our writing side if shut) and collect the replies
+ * until the receiver hangs up. */
+static void raw_run(struct raw *x, unsigned io_ms, bool shut)
 {
 	struct raw_recv_ctx c;
-	int fd = raw_source(&c, d, io_ms);
-	raw_write(fd, b);
+	int fd = raw_source(&c, &x->d, io_ms);
+	raw_write(fd, &x->b);
 	if (shut)
 		shutdown(fd, SHUT_WR);
-	size_t n = raw_read_all(fd, reply, cap);
+	x->n = raw_read_all(fd, x->reply, sizeof(x->reply));
 	close(fd);
 	pthread_join(c.thread, NULL);
-	*r = c.r;
-	return n;
+	x->r = c.r;
+	if (getenv("MIGRATE_TEST_VERBOSE"))
+		fprintf(stderr, "  receiver: %d %s\n", x->r.rc, x->r.err);
+}
+
+static void raw_end(struct raw *x)
+{
+	snap_buf_free(&x->b);
+	dst_fini(&x->d);
 }
 
 static void test_page_out_of_range(void **state)
 {
 	(void)state;
-	struct dst_vm d = { 0 };
-	struct receiver r;
-	struct snap_buf b;
-	static uint8_t reply[4096];
-
-	snap_buf_init(&b);
-	put_hello(&b, MIGRATE_PROTO_VERSION, 1 * MIB);
-	size_t t = snap_section_begin(&b, "mig-pages", 0, 1);
-	snap_buf_put_u32(&b, 0);
-	snap_buf_put_u32(&b, 2);
-	snap_buf_put_u64(&b, 3);                 /* fine */
+	struct raw x;
+	raw_begin(&x, MIGRATE_PROTO_VERSION);
+	size_t t = snap_section_begin(&x.b, "mig-pages", 0, 1);
+	snap_buf_put_u32(&x.b, 0);
+	snap_buf_put_u32(&x.b, 2);
+	snap_buf_put_u64(&x.b, 3);                 /* fine */
 	for (int i = 0; i < 4096; i++)
-		snap_buf_put_u8(&b, 0xab);
-	snap_buf_put_u64(&b, 256 + 5);           /* one past a 1 MiB guest's pages + 4 */
+		snap_buf_put_u8(&x.b, 0xab);
+	snap_buf_put_u64(&x.b, 256 + 5);           /* one past a 1 MiB guest's pages + 4 */
 	for (int i = 0; i < 4096; i++)
-		snap_buf_put_u8(&b, 0xcd);
-	snap_section_end(&b, t);
-	size_t n = raw_exchange(&d, 2000, &b, false, &r, reply, sizeof(reply));
-	assert_int_equal(r.rc, -EINVAL);
-	assert_non_null(strstr(r.err, "page 261 out of range (guest memory has 256 pages)"));
-	assert_true(reply_has(reply, n, "mig-ready", NULL));
-	assert_true(reply_has(reply, n, "mig-error", "page 261 out of range"));
-	assert_int_equal(d.mem.host[3 * PAGE], 0xab);
-	snap_buf_free(&b);
-	dst_fini(&d);
+		snap_buf_put_u8(&x.b, 0xcd);
+	snap_section_end(&x.b, t);
+	raw_run(&x, 2000, false);
+	assert_int_equal(x.r.rc, -EINVAL);
+	assert_non_null(strstr(x.r.err, "page 261 out of range (guest memory has 256 pages)"));
+	assert_true(reply_has(x.reply, x.n, "mig-ready", NULL));
+	assert_true(reply_has(x.reply, x.n, "mig-error", "page 261 out of range"));
+	assert_int_equal(x.d.mem.host[3 * PAGE], 0xab);
+	raw_end(&x);
 }
 
 static void test_protocol_version_refused(void **state)
 {
 	(void)state;
-	struct dst_vm d = { 0 };
-	struct receiver r;
-	struct snap_buf b;
-	static uint8_t reply[4096];
-
-	snap_buf_init(&b);
-	put_hello(&b, 99, 1 * MIB);
-	size_t n = raw_exchange(&d, 2000, &b, false, &r, reply, sizeof(reply));
-	assert_int_equal(r.rc, -EPROTO);
-	assert_non_null(strstr(r.err, "source wafer 9.9.9 speaks migration protocol 99; this wafer"));
-	assert_true(reply_has(reply, n, "mig-refuse", "speaks migration protocol 99"));
-	assert_false(d.have_mem);
-	snap_buf_free(&b);
+	struct raw x;
+	raw_begin(&x, 99);
+	raw_run(&x, 2000, false);
+	assert_int_equal(x.r.rc, -EPROTO);
+	assert_non_null(strstr(x.r.err, "source wafer 9.9.9 speaks migration protocol 99; this wafer"));
+	assert_true(reply_has(x.reply, x.n, "mig-refuse", "speaks migration protocol 99"));
+	assert_false(x.d.have_mem);
+	raw_end(&x);
 }
 
 /* Everything loaded and confirmed, but the source vanishes before its
@@ -660,23 +636,17 @@ static void test_protocol_version_refused(void **state)
 static void test_no_go_ahead(void **state)
 {
 	(void)state;
-	struct dst_vm d = { 0 };
-	struct receiver r;
-	struct snap_buf b;
-	static uint8_t reply[4096];
-
-	snap_buf_init(&b);
-	put_hello(&b, MIGRATE_PROTO_VERSION, 1 * MIB);
+	struct raw x;
 	struct src_vm idle = { 0 };
-	src_save_state(&idle, &b);              /* the state a real source sends */
-	snap_put_end(&b);
-	size_t n = raw_exchange(&d, 2000, &b, true, &r, reply, sizeof(reply));
-	assert_true(reply_has(reply, n, "mig-done", NULL));
-	assert_true(d.got_serial);
-	assert_int_equal(r.rc, -ENOTCONN);
-	assert_non_null(strstr(r.err, "keep the VM paused"));
-	snap_buf_free(&b);
-	dst_fini(&d);
+	raw_begin(&x, MIGRATE_PROTO_VERSION);
+	src_save_state(&idle, &x.b);              /* the state a real source sends */
+	snap_put_end(&x.b);
+	raw_run(&x, 2000, true);
+	assert_true(reply_has(x.reply, x.n, "mig-done", NULL));
+	assert_true(x.d.got_serial);
+	assert_int_equal(x.r.rc, -ENOTCONN);
+	assert_non_null(strstr(x.r.err, "keep the VM paused"));
+	raw_end(&x);
 }
 
 /* Hostile headers: bad magic, an oversized mig-pages announced (refused
@@ -685,66 +655,59 @@ static void test_no_go_ahead(void **state)
 static void test_hostile_streams(void **state)
 {
 	(void)state;
-	static uint8_t reply[4096];
 	for (int k = 0; k < 6; k++) {
-		struct dst_vm d = { 0 };
-		struct receiver r;
-		struct snap_buf b;
+		struct raw x;
 		const char *want;
 		size_t t;
 
-		snap_buf_init(&b);
+		raw_begin(&x, MIGRATE_PROTO_VERSION);
 		if (k == 0) {
-			snap_buf_put(&b, "NOTWAFER", 8);
+			x.b.len = 0;
+			snap_buf_put(&x.b, "NOTWAFER", 8);
 			for (int i = 0; i < 16; i++)
-				snap_buf_put_u8(&b, 0);
+				snap_buf_put_u8(&x.b, 0);
 			want = "bad magic";
-		} else {
-			put_hello(&b, MIGRATE_PROTO_VERSION, 1 * MIB);
 		}
 		if (k == 1) {   /* header announcing 32 MiB of pages, then silence */
-			t = snap_section_begin(&b, "mig-pages", 0, 1);
+			t = snap_section_begin(&x.b, "mig-pages", 0, 1);
 			for (int i = 0; i < 8; i++)
-				snap_buf_put_u8(&b, 0);
-			snap_section_end(&b, t);
+				snap_buf_put_u8(&x.b, 0);
+			snap_section_end(&x.b, t);
 			uint64_t len = 32 * MIB;
-			memcpy(b.p + t + 24, &len, 8);
-			b.len = t + SNAP_SECTION_HDR;
+			memcpy(x.b.p + t + 24, &len, 8);
+			x.b.len = t + SNAP_SECTION_HDR;
 			want = "more than the";
 		} else if (k == 2) {
-			t = snap_section_begin(&b, "mig-pages", 0, 1);
-			snap_buf_put_u32(&b, 0);
-			snap_buf_put_u32(&b, 100000);
-			snap_section_end(&b, t);
+			t = snap_section_begin(&x.b, "mig-pages", 0, 1);
+			snap_buf_put_u32(&x.b, 0);
+			snap_buf_put_u32(&x.b, 100000);
+			snap_section_end(&x.b, t);
 			want = "mig-pages with 100000 pages";
 		} else if (k == 3) {
-			t = snap_section_begin(&b, "mig-pages", 0, 1);
-			snap_buf_put_u32(&b, 0);
-			snap_buf_put_u32(&b, 1);
-			snap_buf_put_u64(&b, 1);
-			snap_buf_put(&b, "short", 5);
-			snap_section_end(&b, t);
+			t = snap_section_begin(&x.b, "mig-pages", 0, 1);
+			snap_buf_put_u32(&x.b, 0);
+			snap_buf_put_u32(&x.b, 1);
+			snap_buf_put_u64(&x.b, 1);
+			snap_buf_put(&x.b, "short", 5);
+			snap_section_end(&x.b, t);
 			want = "malformed mig-pages";
 		} else if (k == 4) {
-			snap_section_end(&b, snap_section_begin(&b, "mig-bogus", 0, 1));
+			snap_section_end(&x.b, snap_section_begin(&x.b, "mig-bogus", 0, 1));
 			want = "unexpected mig-bogus";
 		} else if (k == 5) {
-			t = snap_section_begin(&b, "mig-pages", 0, 1);
-			snap_buf_put_u32(&b, 0);
-			snap_buf_put_u32(&b, 0);
-			snap_section_end(&b, t);
-			b.len -= 3;     /* then hang up */
+			t = snap_section_begin(&x.b, "mig-pages", 0, 1);
+			snap_buf_put_u32(&x.b, 0);
+			snap_buf_put_u32(&x.b, 0);
+			snap_section_end(&x.b, t);
+			x.b.len -= 3;     /* then hang up */
 			want = "closed the connection mid-stream";
 		}
 		uint64_t t0 = sim_now_ns();
-		raw_exchange(&d, 1000, &b, k == 5, &r, reply, sizeof(reply));
-		if (getenv("MIGRATE_TEST_VERBOSE"))
-			fprintf(stderr, "  hostile %d: %d %s\n", k, r.rc, r.err);
-		assert_true(r.rc < 0);
-		assert_non_null(strstr(r.err, want));
+		raw_run(&x, 1000, k == 5);
+		assert_true(x.r.rc < 0);
+		assert_non_null(strstr(x.r.err, want));
 		assert_true(sim_now_ns() - t0 < 4000000000ull);
-		snap_buf_free(&b);
-		dst_fini(&d);
+		raw_end(&x);
 	}
 }
 
@@ -828,19 +791,14 @@ static void test_silent_peers_time_out(void **state)
 	sim_guest_fini(&vm.g);
 
 	/* A source that sends the hello and then nothing. */
-	struct dst_vm d = { 0 };
-	struct receiver r;
-	struct snap_buf b;
-	static uint8_t reply[4096];
-	snap_buf_init(&b);
-	put_hello(&b, MIGRATE_PROTO_VERSION, 1 * MIB);
+	struct raw x;
+	raw_begin(&x, MIGRATE_PROTO_VERSION);
 	t0 = sim_now_ns();
-	raw_exchange(&d, 300, &b, false, &r, reply, sizeof(reply));
+	raw_run(&x, 300, false);
 	assert_true(sim_now_ns() - t0 < 3000000000ull);
-	assert_int_equal(r.rc, -ETIMEDOUT);
-	assert_non_null(strstr(r.err, "no progress on the connection for 300 ms"));
-	snap_buf_free(&b);
-	dst_fini(&d);
+	assert_int_equal(x.r.rc, -ETIMEDOUT);
+	assert_non_null(strstr(x.r.err, "no progress on the connection for 300 ms"));
+	raw_end(&x);
 }
 
 static void *cancel_main(void *arg)
@@ -884,8 +842,7 @@ static void test_progress_and_cancel(void **state)
 	assert_int_equal(r.rc, -ECANCELED);
 	assert_non_null(strstr(r.err, "source aborted: cancelled"));
 	assert_source_runs_on(&vm);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
+	finish(&vm, &d);
 }
 
 static void test_urls(void **state)
@@ -984,22 +941,15 @@ static void test_tcp_loopback(void **state)
 	pthread_join(t, NULL);
 	close(c.lfd);
 	assert_migrated(&vm, &d, &s, &c.r);
-	sim_guest_fini(&vm.g);
-	dst_fini(&d);
+	finish(&vm, &d);
 }
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	static const struct CMUnitTest base[] = {
 		cmocka_unit_test(test_idle_converges),
 		cmocka_unit_test(test_busy_converges),
 		cmocka_unit_test(test_auto_converge),
-		cmocka_unit_test(test_no_converge_times_out),
-		cmocka_unit_test(test_load_failure_resumes),
-		cmocka_unit_test(test_save_failure_resumes),
-		cmocka_unit_test(test_refused_by_prepare),
-		cmocka_unit_test(test_corrupt_stream),
-		cmocka_unit_test(test_cut_mid_stream),
 		cmocka_unit_test(test_page_out_of_range),
 		cmocka_unit_test(test_protocol_version_refused),
 		cmocka_unit_test(test_no_go_ahead),
@@ -1010,5 +960,12 @@ int main(void)
 		cmocka_unit_test(test_urls),
 		cmocka_unit_test(test_tcp_loopback),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	enum { NB = sizeof(base) / sizeof(base[0]), NF = sizeof(failures) / sizeof(failures[0]) };
+	struct CMUnitTest tests[NB + NF];
+
+	memcpy(tests, base, sizeof(base));
+	for (size_t i = 0; i < NF; i++)
+		tests[NB + i] = (struct CMUnitTest){ .name = failures[i].name, .test_func = test_failure,
+						     .initial_state = (void *)&failures[i] };
+	return _cmocka_run_group_tests("test_migrate", tests, NB + NF, NULL, NULL);
 }
