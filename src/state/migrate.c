@@ -539,26 +539,28 @@ static int send_flush(struct mig_send *s, unsigned round)
 
 	if (!s->batch)
 		return 0;
-	le_patch32(s->out.p + s->token + SNAP_SECTION_HDR + 4, s->batch);
-	snap_section_end(&s->out, s->token);
 	if (s->out.err) {
 		snprintf(s->err, s->errlen, "out of memory building round %u", round);
 		return s->out.err;
 	}
+	le_patch32(s->out.p + s->token + SNAP_SECTION_HDR + 4, s->batch);
+	snap_section_end(&s->out, s->token);
+	rc = conn_write(&s->c, s->out.p, s->out.len, s->err, s->errlen);
+	if (rc)
+		return send_write_failed(s, rc);
+	/* The link limit: after this batch, wait until the round so far has
+	 * taken as long as its bytes may take. */
 	if (s->p.max_bandwidth) {
 		if (!s->pace_t0)
-			s->pace_t0 = now_ns();
+			s->pace_t0 = s->batch_t0;
+		s->pace_bytes += s->out.len;
 		uint64_t due = s->pace_t0 + (uint64_t)((double)s->pace_bytes * NS_PER_S / s->p.max_bandwidth);
 		uint64_t t = now_ns();
 		if (due > t) {
 			struct timespec ts = { (time_t)((due - t) / NS_PER_S), (long)((due - t) % NS_PER_S) };
 			nanosleep(&ts, NULL);
 		}
-		s->pace_bytes += s->out.len;
 	}
-	rc = conn_write(&s->c, s->out.p, s->out.len, s->err, s->errlen);
-	if (rc)
-		return send_write_failed(s, rc);
 	s->send_ns += now_ns() - s->batch_t0;
 	s->round_bytes += s->out.len;
 	s->pages += s->batch;
@@ -615,6 +617,8 @@ static int send_round(struct mig_send *s, unsigned round)
 	int rc;
 
 	s->left_pages = bitmap_count(s->bm, words);
+	s->pace_t0 = 0;   /* the link limit holds within a round: no catch-up burst */
+	s->pace_bytes = 0;
 	for (size_t i = 0; i < words; i++) {
 		uint64_t w = s->bm[i];
 		s->bm[i] = 0;
@@ -860,7 +864,8 @@ int migrate_send(int fd, struct guest_mem *mem, const void *hello, size_t hello_
 	}
 	tracking = true;
 	s.deadline = s.t0 + (uint64_t)s.p.timeout_ms * NS_PER_MS;
-	memset(s.bm, 0xff, gmem_bitmap_words(mem) * sizeof(*s.bm));
+	for (uint64_t i = 0, n = gmem_pages(mem); i < n; i += 64)   /* round 0: every page */
+		s.bm[i / 64] = n - i >= 64 ? ~0ull : (1ull << (n - i)) - 1;
 	PROG(prog, prog->st.state = MIGRATE_ACTIVE);
 	uint64_t harvested = now_ns();
 	for (;; round++) {
@@ -1178,21 +1183,19 @@ int migrate_receive(int fd, const struct migrate_dest_ops *ops, void *opaque,
 	}
 	PROG(prog, prog->st.state = MIGRATE_SWITCHOVER);
 	snap_put_end(&st);
-	rc = st.err;
-	if (!rc)
-		rc = snap_reader_open(&rd, st.p, st.len, err, errlen);
-	if (!rc) {
-		char why[MIG_MSG_MAX];
-		why[0] = 0;
-		rc = ops->load_state(opaque, &rd, why, sizeof(why));
-		if (rc)
-			snprintf(err, errlen, "loading the device state: %s",
-				 why[0] ? why : strerror(-rc));
-	} else {
-		snprintf(err, errlen, "device state: %s", st.err ? "out of memory" : "malformed");
-	}
-	if (rc)
+	char why[MIG_MSG_MAX];
+	snprintf(why, sizeof(why), "out of memory");
+	rc = st.err ? st.err : snap_reader_open(&rd, st.p, st.len, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "device state: %s", why);
 		goto out;
+	}
+	why[0] = 0;
+	rc = ops->load_state(opaque, &rd, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "loading the device state: %s", why[0] ? why : strerror(-rc));
+		goto out;
+	}
 	reply = false;
 	rc = conn_send_ctl(&r.c, false, "mig-done", 0, err, errlen);
 	if (rc)
