@@ -26,12 +26,16 @@ struct migrate_status;
  * runs migrate_send. */
 struct migrate_source_ops {
 	int (*dirty_start)(void *opaque);                      /* 0 or -errno */
+	/* Also called while the guest runs (failure before the pause): with
+	 * gmem's VMM-side bitmap, nothing may be marking while it is freed. */
 	void (*dirty_stop)(void *opaque);
 	/* OR the pages written since the previous call (or dirty_start) into
 	 * bitmap and reset tracking: 0 or -errno. */
 	int (*dirty_harvest)(void *opaque, uint64_t *bitmap);
 	int (*pause)(void *opaque);            /* vCPUs stopped, devices quiesced */
-	int (*resume)(void *opaque);           /* failure path: the source goes on */
+	/* Failure after pause() was called (even if it failed): the source
+	 * goes on. Never called otherwise. */
+	int (*resume)(void *opaque);
 	/* Append the non-memory state as snap sections (no header, no "end",
 	 * no names starting with "mig-"): 0 or -errno. Called while paused. */
 	int (*save_state)(void *opaque, struct snap_buf *b);
