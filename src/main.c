@@ -12,6 +12,8 @@ static const struct command commands[] = {
 	{ "stop", cmd_stop, "stop a VM: Ctrl-Alt-Del, then hard after a timeout" },
 	{ "stats", cmd_stats, "exits per vCPU and reason, device counters" },
 	{ "console", cmd_console, "attach to a VM's serial console (Ctrl-] detaches)" },
+	{ "snapshot", cmd_snapshot, "write a VM's state and memory to a directory" },
+	{ "migrate", cmd_migrate, "move a running VM to another wafer (live migration)" },
 };
 
 static void main_usage(FILE *f)

@@ -109,6 +109,21 @@ struct api_config {
 	struct api_entropy entropy;
 };
 
+/* PUT /snapshot/create (Firecracker's SnapshotCreateParams; only "Full"). */
+struct api_snapshot_create {
+	char snapshot_path[API_PATH_MAX];
+	char mem_file_path[API_PATH_MAX];
+};
+
+/* PUT /snapshot/load (SnapshotLoadParams: mem_backend File or the older
+ * mem_file_path). force is wafer's: load although a disk changed. */
+struct api_snapshot_load {
+	char snapshot_path[API_PATH_MAX];
+	char mem_path[API_PATH_MAX];
+	bool resume_vm, force;
+	bool verify;            /* --restore-verify; not in the JSON */
+};
+
 /* Firecracker's defaults: 1 vCPU, 128 MiB, no SMT, no template, nothing else. */
 void api_config_init(struct api_config *cfg);
 /* Add or replace (same id) a resource, enforcing the cross-resource rules:
@@ -188,9 +203,47 @@ struct api_controller_ops {
 				  char *err, size_t errlen);
 };
 
+/* Snapshot ops (optional; NULL = the /snapshot paths answer 400). create:
+ * the VM is paused. load: before start, builds the VM from the snapshot
+ * (replacing InstanceStart); the router is then started, paused unless
+ * resume_vm. */
+struct api_snapshot_ops {
+	int (*create)(void *opaque, const struct api_snapshot_create *p, char *err, size_t errlen);
+	int (*load)(void *opaque, const struct api_snapshot_load *p, char *err, size_t errlen);
+};
+
+/* PUT /migrate (wafer's own resource; Firecracker has no live migration). */
+struct api_migrate_params {
+	char url[API_PATH_MAX];          /* tcp:HOST:PORT or unix:PATH */
+	uint64_t downtime_ms;            /* 0: the engine's default (20 ms) */
+	uint64_t timeout_s;              /* 0: the engine's default */
+	bool auto_converge;              /* default true */
+	uint64_t max_bandwidth;          /* bytes/s, 0: unlimited */
+};
+
+/* GET /migrate */
+struct api_migrate_status {
+	const char *state;               /* "none", "setup", "active", ... static */
+	char url[API_PATH_MAX];
+	unsigned round, throttle_pct;
+	uint64_t bytes_transferred, bytes_remaining, dirty_rate, bandwidth;
+	double expected_downtime_ms, downtime_ms, total_ms;
+	char error[256];
+};
+
+/* Migration ops (optional; NULL = /migrate answers 400). start returns once
+ * the migration runs in the background; cancel stops it (the VM goes on). */
+struct api_migrate_ops {
+	int (*start)(void *opaque, const struct api_migrate_params *p, char *err, size_t errlen);
+	int (*status)(void *opaque, struct api_migrate_status *st);
+	int (*cancel)(void *opaque, char *err, size_t errlen);
+};
+
 struct api_controller {
 	const struct api_controller_ops *ops;
 	void *opaque;
+	const struct api_snapshot_ops *snapshot;   /* optional */
+	const struct api_migrate_ops *migrate;     /* optional */
 };
 
 /* Router: HTTP-free request handling, so the state machine is testable alone. */
@@ -219,6 +272,12 @@ int api_router_console_attach(struct api_router *r, int fd, void (*done)(void *)
 int api_router_start_with(struct api_router *r, const struct api_config *cfg,
 			  char *err, size_t errlen);
 enum api_vm_state api_router_state(struct api_router *r);
+/* The controller built the VM itself (--incoming): the router leaves the
+ * pre-boot phase with this state. */
+void api_router_mark_started(struct api_router *r, enum api_vm_state s);
+/* --restore: load a snapshot as if PUT /snapshot/load. */
+int api_router_load_with(struct api_router *r, const struct api_snapshot_load *p,
+			 char *err, size_t errlen);
 const char *api_state_name(enum api_vm_state s);   /* "Not started", "Running", "Paused" */
 
 /* HTTP server (libmicrohttpd) on a UNIX socket. Requests are served on one

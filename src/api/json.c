@@ -733,6 +733,133 @@ int api_json_parse_vm_state(const char *body, size_t len, bool *pause, char *err
 	PARSE_BODY(body, len, err, errlen, parse_vm_obj(&c, obj, pause));
 }
 
+static int parse_snap_create_obj(const struct jctx *c, json_object *obj,
+				 struct api_snapshot_create *out)
+{
+	static const char *const fields[] = { "snapshot_type", "snapshot_path", "mem_file_path",
+					      "version", NULL };
+	static const char *const types[] = { "Full", "Diff", NULL };
+	int rc, type = 0;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = check_fields(c, obj, fields)) ||
+	    (rc = get_enum(c, obj, "snapshot_type", false, types, false, &type)) ||
+	    (rc = get_string(c, obj, "snapshot_path", true, out->snapshot_path,
+			     sizeof(out->snapshot_path), NULL)) ||
+	    (rc = get_string(c, obj, "mem_file_path", true, out->mem_file_path,
+			     sizeof(out->mem_file_path), NULL)))
+		return rc;
+	if (type == 1)
+		return jfail(c, "\"snapshot_type\": Diff snapshots are not supported by wafer (use Full)");
+	if (!out->snapshot_path[0] || !out->mem_file_path[0])
+		return jfail(c, "snapshot_path and mem_file_path must not be empty");
+	return 0;
+}
+
+int api_json_parse_snapshot_create(const char *body, size_t len, struct api_snapshot_create *out,
+				   char *err, size_t errlen)
+{
+	PARSE_BODY(body, len, err, errlen, parse_snap_create_obj(&c, obj, out));
+}
+
+static int parse_snap_load_obj(const struct jctx *c, json_object *obj, struct api_snapshot_load *out)
+{
+	static const char *const fields[] = { "snapshot_path", "mem_file_path", "mem_backend",
+		"enable_diff_snapshots", "track_dirty_pages", "resume_vm", "force", NULL };
+	static const char *const be_fields[] = { "backend_type", "backend_path", NULL };
+	static const char *const be_types[] = { "File", "Uffd", NULL };
+	char where[32] = "mem_backend";
+	struct jctx bc = { c->err, c->errlen, where };
+	bool has_file = false, diff = false;
+	json_object *be;
+	int rc, type = 0;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = check_fields(c, obj, fields)) ||
+	    (rc = get_string(c, obj, "snapshot_path", true, out->snapshot_path,
+			     sizeof(out->snapshot_path), NULL)) ||
+	    (rc = get_string(c, obj, "mem_file_path", false, out->mem_path, sizeof(out->mem_path),
+			     &has_file)) ||
+	    (rc = get_bool(c, obj, "enable_diff_snapshots", false, &diff)) ||
+	    (rc = get_bool(c, obj, "resume_vm", false, &out->resume_vm)) ||
+	    (rc = get_bool(c, obj, "force", false, &out->force)))
+		return rc;
+	if (diff)
+		return jfail(c, "\"enable_diff_snapshots\": not supported by wafer");
+	be = get_field(obj, "mem_backend");
+	if (be && has_file)
+		return jfail(c, "give either mem_backend or mem_file_path, not both");
+	if (!be && !has_file)
+		return jfail(c, "missing required field \"mem_backend\"");
+	if (be) {
+		if ((rc = check_fields(&bc, be, be_fields)) ||
+		    (rc = get_enum(&bc, be, "backend_type", true, be_types, false, &type)) ||
+		    (rc = get_string(&bc, be, "backend_path", true, out->mem_path,
+				     sizeof(out->mem_path), NULL)))
+			return rc;
+		if (type == 1)
+			return jfail(&bc, "\"backend_type\": Uffd is not supported by wafer (use File)");
+	}
+	if (!out->snapshot_path[0] || !out->mem_path[0])
+		return jfail(c, "the snapshot and memory paths must not be empty");
+	return 0;
+}
+
+int api_json_parse_snapshot_load(const char *body, size_t len, struct api_snapshot_load *out,
+				 char *err, size_t errlen)
+{
+	PARSE_BODY(body, len, err, errlen, parse_snap_load_obj(&c, obj, out));
+}
+
+static int parse_migrate_obj(const struct jctx *c, json_object *obj, struct api_migrate_params *out)
+{
+	static const char *const fields[] = { "url", "downtime_ms", "timeout_s", "auto_converge",
+					      "max_bandwidth", NULL };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->auto_converge = true;
+	if ((rc = check_fields(c, obj, fields)) ||
+	    (rc = get_string(c, obj, "url", true, out->url, sizeof(out->url), NULL)) ||
+	    (rc = get_uint(c, obj, "downtime_ms", false, 1, 60000, &out->downtime_ms, NULL)) ||
+	    (rc = get_uint(c, obj, "timeout_s", false, 1, 86400, &out->timeout_s, NULL)) ||
+	    (rc = get_bool(c, obj, "auto_converge", false, &out->auto_converge)) ||
+	    (rc = get_uint(c, obj, "max_bandwidth", false, 0, TOKEN_MAX, &out->max_bandwidth, NULL)))
+		return rc;
+	if (strncmp(out->url, "tcp:", 4) && strncmp(out->url, "unix:", 5))
+		return jfail(c, "\"url\": expected tcp:HOST:PORT or unix:PATH, got \"%.200s\"",
+			     out->url);
+	return 0;
+}
+
+int api_json_parse_migrate(const char *body, size_t len, struct api_migrate_params *out,
+			   char *err, size_t errlen)
+{
+	PARSE_BODY(body, len, err, errlen, parse_migrate_obj(&c, obj, out));
+}
+
+int api_json_render_migrate(const struct api_migrate_status *st, char **out)
+{
+	json_object *o = json_object_new_object();
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "state", json_object_new_string(st->state));
+	json_object_object_add(o, "url", json_object_new_string(st->url));
+	json_object_object_add(o, "round", json_object_new_int64(st->round));
+	json_object_object_add(o, "bytes_transferred", json_object_new_int64((int64_t)st->bytes_transferred));
+	json_object_object_add(o, "bytes_remaining", json_object_new_int64((int64_t)st->bytes_remaining));
+	json_object_object_add(o, "dirty_rate", json_object_new_int64((int64_t)st->dirty_rate));
+	json_object_object_add(o, "bandwidth", json_object_new_int64((int64_t)st->bandwidth));
+	json_object_object_add(o, "throttle_pct", json_object_new_int64(st->throttle_pct));
+	json_object_object_add(o, "expected_downtime_ms", json_object_new_double(st->expected_downtime_ms));
+	json_object_object_add(o, "downtime_ms", json_object_new_double(st->downtime_ms));
+	json_object_object_add(o, "total_ms", json_object_new_double(st->total_ms));
+	json_object_object_add(o, "error", json_object_new_string(st->error));
+	*out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return *out ? 0 : -ENOMEM;
+}
+
 /* Firecracker config-file sections wafer does not implement: an error when
  * given, but a null (as GET /vm/config prints them) is accepted. */
 static const char *const unsupported_sections[] = { "balloon", "vsock", "mmds-config",

@@ -43,6 +43,13 @@ int api_json_parse_action(const char *body, size_t len, enum api_action *out,
 			  char *err, size_t errlen);
 /* PATCH /vm: *pause = true for "Paused", false for "Resumed". */
 int api_json_parse_vm_state(const char *body, size_t len, bool *pause, char *err, size_t errlen);
+int api_json_parse_snapshot_create(const char *body, size_t len, struct api_snapshot_create *out,
+				   char *err, size_t errlen);
+int api_json_parse_snapshot_load(const char *body, size_t len, struct api_snapshot_load *out,
+				 char *err, size_t errlen);
+int api_json_parse_migrate(const char *body, size_t len, struct api_migrate_params *out,
+			   char *err, size_t errlen);
+int api_json_render_migrate(const struct api_migrate_status *st, char **out);
 /* A whole config file (see api_config_load_file); cfg is reset first. */
 int api_json_parse_config(const char *text, size_t len, struct api_config *cfg,
 			  char *err, size_t errlen);

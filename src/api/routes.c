@@ -586,6 +586,148 @@ static void patch_vm(struct api_router *r, const char *id, const char *body, siz
 	reply_none(resp);
 }
 
+static void put_snapshot_create(struct api_router *r, const char *id, const char *body,
+				size_t len, struct api_response *resp)
+{
+	struct api_snapshot_create p;
+	char err[API_ERR_MAX];
+	int rc;
+
+	(void)id;
+	if (!r->ctrl.snapshot) {
+		reply_fault(resp, 400, "Snapshots are not supported by this VMM.");
+		return;
+	}
+	if (api_json_parse_snapshot_create(body, len, &p, err, sizeof(err))) {
+		reply_fault(resp, 400, "%s", err);
+		return;
+	}
+	if (current_state(r) != API_STATE_PAUSED) {
+		reply_fault(resp, 400, "Cannot create a snapshot: the microVM must be paused "
+			    "(PATCH /vm {\"state\": \"Paused\"} first).");
+		return;
+	}
+	err[0] = '\0';
+	if ((rc = r->ctrl.snapshot->create(r->ctrl.opaque, &p, err, sizeof(err)))) {
+		reply_fault(resp, 400, "Cannot create a snapshot: %s", op_reason(rc, err));
+		return;
+	}
+	reply_none(resp);
+}
+
+static int load_locked(struct api_router *r, const struct api_snapshot_load *p, char *err,
+		       size_t errlen)
+{
+	char why[API_ERR_MAX];
+	int rc;
+
+	if (!r->ctrl.snapshot) {
+		snprintf(err, errlen, "Snapshots are not supported by this VMM.");
+		return -ENOTSUP;
+	}
+	if (started(r)) {
+		snprintf(err, errlen, MSG_POST_BOOT);
+		return -EALREADY;
+	}
+	why[0] = '\0';
+	rc = r->ctrl.snapshot->load(r->ctrl.opaque, p, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "Cannot load the snapshot: %s", op_reason(rc, why));
+		return rc < 0 ? rc : -EIO;
+	}
+	r->state = p->resume_vm ? API_STATE_RUNNING : API_STATE_PAUSED;
+	return 0;
+}
+
+static void put_snapshot_load(struct api_router *r, const char *id, const char *body,
+			      size_t len, struct api_response *resp)
+{
+	struct api_snapshot_load p;
+	char err[API_ERR_MAX];
+
+	(void)id;
+	if (api_json_parse_snapshot_load(body, len, &p, err, sizeof(err)) ||
+	    load_locked(r, &p, err, sizeof(err))) {
+		reply_fault(resp, 400, "%s", err);
+		return;
+	}
+	reply_none(resp);
+}
+
+static void put_migrate(struct api_router *r, const char *id, const char *body, size_t len,
+			struct api_response *resp)
+{
+	struct api_migrate_params p;
+	char err[API_ERR_MAX];
+	int rc;
+
+	(void)id;
+	if (!r->ctrl.migrate) {
+		reply_fault(resp, 400, "Live migration is not supported by this VMM.");
+		return;
+	}
+	if (api_json_parse_migrate(body, len, &p, err, sizeof(err))) {
+		reply_fault(resp, 400, "%s", err);
+		return;
+	}
+	err[0] = '\0';
+	if ((rc = r->ctrl.migrate->start(r->ctrl.opaque, &p, err, sizeof(err)))) {
+		reply_fault(resp, 400, "Cannot migrate: %s", op_reason(rc, err));
+		return;
+	}
+	reply_none(resp);
+}
+
+static void get_migrate(struct api_router *r, const char *id, const char *body, size_t len,
+			struct api_response *resp)
+{
+	struct api_migrate_status st = { .state = "none" };
+	char *out;
+
+	(void)id, (void)body, (void)len;
+	if (!r->ctrl.migrate) {
+		reply_fault(resp, 400, "Live migration is not supported by this VMM.");
+		return;
+	}
+	r->ctrl.migrate->status(r->ctrl.opaque, &st);
+	int rc = api_json_render_migrate(&st, &out);
+	reply_json(resp, 200, rc, out);
+}
+
+static void put_migrate_cancel(struct api_router *r, const char *id, const char *body,
+			       size_t len, struct api_response *resp)
+{
+	char err[API_ERR_MAX] = "";
+	int rc;
+
+	(void)id, (void)body, (void)len;
+	if (!r->ctrl.migrate) {
+		reply_fault(resp, 400, "Live migration is not supported by this VMM.");
+		return;
+	}
+	if ((rc = r->ctrl.migrate->cancel(r->ctrl.opaque, err, sizeof(err)))) {
+		reply_fault(resp, 400, "Cannot cancel: %s", op_reason(rc, err));
+		return;
+	}
+	reply_none(resp);
+}
+
+void api_router_mark_started(struct api_router *r, enum api_vm_state s)
+{
+	pthread_mutex_lock(&r->lock);
+	r->state = s;
+	pthread_mutex_unlock(&r->lock);
+}
+
+int api_router_load_with(struct api_router *r, const struct api_snapshot_load *p,
+			 char *err, size_t errlen)
+{
+	pthread_mutex_lock(&r->lock);
+	int rc = load_locked(r, p, err, errlen);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
 static void get_vm_config(struct api_router *r, const char *id, const char *body, size_t len,
 			  struct api_response *resp)
 {
@@ -660,6 +802,11 @@ static const struct route routes[] = {
 	{ "PUT", "/actions", PHASE_ANY, put_actions },
 	{ "PATCH", "/vm", PHASE_POST_BOOT, patch_vm },
 	{ "GET", "/vm/config", PHASE_ANY, get_vm_config },
+	{ "PUT", "/snapshot/create", PHASE_POST_BOOT, put_snapshot_create },
+	{ "PUT", "/snapshot/load", PHASE_PRE_BOOT, put_snapshot_load },
+	{ "PUT", "/migrate", PHASE_POST_BOOT, put_migrate },
+	{ "GET", "/migrate", PHASE_ANY, get_migrate },
+	{ "PUT", "/migrate/cancel", PHASE_ANY, put_migrate_cancel },
 };
 
 /* Does path match the route's pattern? For "/drives/" patterns *id gets the segment. */

@@ -16,5 +16,13 @@ int cmd_resume(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_console(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+
+struct client_reply;
+/* Request on VM name's socket; prints the error and returns -1 on failure or
+ * an HTTP status other than want (r is then already freed). */
+int vmctl_call(const char *name, const char *method, const char *path, const char *body,
+	       long want, struct client_reply *r);
 
 #endif

@@ -16,6 +16,8 @@
 #include "cli/control.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
+#include "state/migrate_vm.h"
+#include "state/snapshot.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -38,15 +40,27 @@ int run_ctl_init(struct run_ctl *c, const struct vm_config *base, bool direct)
 	pthread_mutex_init(&c->lock, NULL);
 	c->base = *base;
 	c->direct = direct;
+	migrate_progress_init(&c->mig_prog);
 	c->start_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return c->start_efd < 0 ? -errno : 0;
 }
 
 void run_ctl_destroy(struct run_ctl *c)
 {
+	if (c->mig_joinable) {
+		migrate_cancel(&c->mig_prog);
+		pthread_join(c->mig_thread, NULL);
+		c->mig_joinable = false;
+	}
+	migrate_progress_destroy(&c->mig_prog);
 	if (c->built)
 		vm_destroy(&c->vm);
 	c->built = false;
+	if (c->snap) {
+		snapshot_close(c->snap);
+		free(c->snap);
+		c->snap = NULL;
+	}
 	if (c->start_efd >= 0)
 		close(c->start_efd);
 	pthread_mutex_destroy(&c->lock);
@@ -170,9 +184,10 @@ static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->built) {
+	if (c->built || c->incoming) {
 		rc = -EALREADY;
-		snprintf(err, errlen, "the VM is already built");
+		snprintf(err, errlen, c->incoming ? "this wafer waits for an incoming migration"
+						  : "the VM is already built");
 		goto out;
 	}
 	c->acfg = *cfg;
@@ -200,9 +215,21 @@ out:
 	return rc;
 }
 
+static bool ctl_migrating(struct run_ctl *c)
+{
+	struct migrate_status st;
+	migrate_progress_read(&c->mig_prog, &st);
+	return st.state == MIGRATE_SETUP || st.state == MIGRATE_ACTIVE ||
+	       st.state == MIGRATE_SWITCHOVER;
+}
+
 static int ctl_pause(void *opaque, char *err, size_t errlen)
 {
 	struct run_ctl *c = opaque;
+	if (ctl_migrating(c)) {
+		snprintf(err, errlen, "a live migration is in progress");
+		return -EBUSY;
+	}
 	pthread_mutex_lock(&c->lock);
 	int rc = c->built ? vm_pause(&c->vm) : -ESRCH;
 	pthread_mutex_unlock(&c->lock);
@@ -216,6 +243,10 @@ static int ctl_pause(void *opaque, char *err, size_t errlen)
 static int ctl_resume(void *opaque, char *err, size_t errlen)
 {
 	struct run_ctl *c = opaque;
+	if (ctl_migrating(c)) {
+		snprintf(err, errlen, "a live migration is in progress");
+		return -EBUSY;
+	}
 	pthread_mutex_lock(&c->lock);
 	int rc = c->built ? vm_resume(&c->vm) : -ESRCH;
 	pthread_mutex_unlock(&c->lock);
@@ -503,6 +534,334 @@ const struct api_controller_ops run_ctl_ops = {
 	.update_net_limiter = ctl_update_net_limiter,
 };
 
+static int ctl_snapshot_create(void *opaque, const struct api_snapshot_create *p, char *err,
+			       size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	struct timespec t0, t1;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = c->built ? snapshot_create(&c->vm, p->snapshot_path, p->mem_file_path, err, errlen)
+		      : -ESRCH;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_mutex_unlock(&c->lock);
+	if (!rc)
+		log_info("snapshot written to %s and %s in %.1f ms", p->snapshot_path,
+			 p->mem_file_path, (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	return rc;
+}
+
+/* Build the VM from a snapshot instead of a boot image: the saved machine
+ * config with this process's name, KVM path and CPU pinning. */
+static int ctl_snapshot_load(void *opaque, const struct api_snapshot_load *p, char *err,
+			     size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	struct snapshot *s = calloc(1, sizeof(*s));
+	struct timespec t0;
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (c->built || c->incoming) {
+		rc = -EALREADY;
+		snprintf(err, errlen, c->incoming ? "this wafer waits for an incoming migration"
+						  : "the VM is already built");
+		goto out;
+	}
+	rc = snapshot_open(s, p->snapshot_path, p->mem_path, p->force, p->verify, err, errlen);
+	if (rc)
+		goto out;
+	c->vcfg = s->vc.cfg;
+	c->vcfg.name = c->base.name;
+	c->vcfg.kvm_path = c->base.kvm_path;
+	memcpy(c->vcfg.affinity, c->base.affinity, sizeof(c->vcfg.affinity));
+	c->vcfg.naffinity = c->base.naffinity;
+	log_clear_last_error();
+	rc = vm_create(&c->vm, &c->vcfg);
+	if (rc) {
+		snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : strerror(-rc));
+		vm_destroy(&c->vm);
+		goto out;
+	}
+	rc = snapshot_load_machine_state(&c->vm, &s->r, err, errlen);
+	if (rc) {
+		vm_destroy(&c->vm);
+		goto out;
+	}
+	/* The vCPU threads park before their first KVM_RUN until resumed. */
+	c->vm.pause_requested = !p->resume_vm;
+	c->built = true;
+	c->snap = s;
+	s = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &c->started_at);
+	log_info("restored from %s in %.2f ms (%s)", p->snapshot_path,
+		 (double)(c->started_at.tv_sec - t0.tv_sec) * 1e3 +
+		 (double)(c->started_at.tv_nsec - t0.tv_nsec) / 1e6,
+		 p->resume_vm ? "running" : "paused");
+	uint64_t one = 1;
+	if (write(c->start_efd, &one, sizeof(one)) < 0)
+		rc = -errno;
+out:
+	pthread_mutex_unlock(&c->lock);
+	if (s) {
+		snapshot_close(s);
+		free(s);
+	}
+	return rc;
+}
+
+const struct api_snapshot_ops run_ctl_snapshot_ops = {
+	.create = ctl_snapshot_create,
+	.load = ctl_snapshot_load,
+};
+
+struct ctl_mig_job {
+	struct run_ctl *c;
+	struct migrate_params p;
+};
+
+static void *ctl_migrate_thread(void *arg)
+{
+	struct ctl_mig_job *j = arg;
+	struct run_ctl *c = j->c;
+	char err[256] = "";
+
+	pthread_setname_np(pthread_self(), "wafer-migrate");
+	int rc = vm_migrate_out(&c->vm, c->mig_url, &j->p, &c->mig_prog, err, sizeof(err));
+	if (rc)
+		log_error("migration to %s failed, the VM runs on here: %s", c->mig_url, err);
+	else
+		log_info("migration to %s complete", c->mig_url);
+	free(j);
+	return NULL;
+}
+
+static int ctl_migrate_start(void *opaque, const struct api_migrate_params *p, char *err,
+			     size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	struct ctl_mig_job *j;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->built) {
+		rc = -ESRCH;
+		snprintf(err, errlen, "the VM is not running");
+		goto out;
+	}
+	if (ctl_migrating(c)) {
+		rc = -EBUSY;
+		snprintf(err, errlen, "a migration to %s is already in progress", c->mig_url);
+		goto out;
+	}
+	if (c->mig_joinable) {
+		pthread_join(c->mig_thread, NULL);
+		c->mig_joinable = false;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	j->c = c;
+	j->p = (struct migrate_params){ .downtime_max_ns = p->downtime_ms * 1000000ull,
+					.timeout_ms = (unsigned)(p->timeout_s * 1000),
+					.auto_converge = p->auto_converge,
+					.max_bandwidth = p->max_bandwidth };
+	snprintf(c->mig_url, sizeof(c->mig_url), "%s", p->url);
+	migrate_progress_destroy(&c->mig_prog);
+	migrate_progress_init(&c->mig_prog);
+	/* Seen as in progress from the moment the request is answered. */
+	pthread_mutex_lock(&c->mig_prog.lock);
+	c->mig_prog.st.state = MIGRATE_SETUP;
+	pthread_mutex_unlock(&c->mig_prog.lock);
+	atomic_store(&c->mig_final_seen, false);
+	rc = -pthread_create(&c->mig_thread, NULL, ctl_migrate_thread, j);
+	if (rc) {
+		free(j);
+		c->mig_prog.st.state = MIGRATE_NONE;
+		snprintf(err, errlen, "cannot start the migration thread");
+		goto out;
+	}
+	c->mig_joinable = true;
+	log_info("migrating to %s", p->url);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int ctl_migrate_status(void *opaque, struct api_migrate_status *out)
+{
+	struct run_ctl *c = opaque;
+	struct migrate_status st;
+
+	migrate_progress_read(&c->mig_prog, &st);
+	out->state = migrate_state_name(st.state);
+	snprintf(out->url, sizeof(out->url), "%s", c->mig_url);
+	out->round = st.round;
+	out->throttle_pct = st.throttle_pct;
+	out->bytes_transferred = st.bytes_transferred;
+	out->bytes_remaining = st.bytes_remaining;
+	out->dirty_rate = st.dirty_rate;
+	out->bandwidth = st.bandwidth;
+	out->expected_downtime_ms = (double)st.expected_downtime_ns / 1e6;
+	out->downtime_ms = (double)st.downtime_ns / 1e6;
+	out->total_ms = (double)st.total_ns / 1e6;
+	snprintf(out->error, sizeof(out->error), "%s", st.error);
+	if (st.state == MIGRATE_COMPLETED)
+		atomic_store(&c->mig_final_seen, true);
+	return 0;
+}
+
+static int ctl_migrate_cancel(void *opaque, char *err, size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	if (!ctl_migrating(c)) {
+		snprintf(err, errlen, "no migration in progress");
+		return -ESRCH;
+	}
+	migrate_cancel(&c->mig_prog);
+	return 0;
+}
+
+const struct api_migrate_ops run_ctl_migrate_ops = {
+	.start = ctl_migrate_start,
+	.status = ctl_migrate_status,
+	.cancel = ctl_migrate_cancel,
+};
+
+/* ---- --incoming: the destination side ---- */
+
+static int ctl_in_prepare(void *opaque, const void *hello, size_t len, uint64_t mem_size,
+			  struct guest_mem **mem, char *err, size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	struct snapshot *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	s->vc.cfg.restore_mem_fd = -1;
+	rc = vm_migrate_parse_hello(hello, len, c->incoming_template, &s->vc, err, errlen);
+	if (rc)
+		goto fail;
+	if (mem_size != s->vc.cfg.mem_size) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "memory size %llu does not match the config's %llu",
+			 (unsigned long long)mem_size, (unsigned long long)s->vc.cfg.mem_size);
+		goto fail;
+	}
+	c->vcfg = s->vc.cfg;
+	c->vcfg.name = c->base.name;
+	c->vcfg.kvm_path = c->base.kvm_path;
+	memcpy(c->vcfg.affinity, c->base.affinity, sizeof(c->vcfg.affinity));
+	c->vcfg.naffinity = c->base.naffinity;
+	log_clear_last_error();
+	rc = vm_create(&c->vm, &c->vcfg);
+	if (rc) {
+		snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : strerror(-rc));
+		vm_destroy(&c->vm);
+		goto fail;
+	}
+	c->vm.pause_requested = 1;
+	c->snap = s;
+	*mem = &c->vm.mem;
+	return 0;
+fail:
+	snapshot_config_free(&s->vc);
+	free(s);
+	return rc;
+}
+
+static int ctl_in_load(void *opaque, const struct snap_reader *r, char *err, size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	return snapshot_load_machine_state(&c->vm, r, err, errlen);
+}
+
+static const struct migrate_dest_ops ctl_dest_ops = {
+	.prepare = ctl_in_prepare,
+	.load_state = ctl_in_load,
+};
+
+/* A terminating signal is pending (they are blocked: the console and the
+ * controller take them through signalfds later). */
+static bool ctl_signalled(void)
+{
+	sigset_t pend;
+	sigpending(&pend);
+	return sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM) ||
+	       sigismember(&pend, SIGHUP);
+}
+
+int run_ctl_incoming(struct run_ctl *c, const char *url, char *err, size_t errlen)
+{
+	struct migrate_status st;
+	char where[API_PATH_MAX];
+	int lfd = -1, fd = -1, rc;
+
+	rc = migrate_listen(url, &lfd, err, errlen);
+	if (rc)
+		return rc;
+	if (migrate_listen_url(lfd, where, sizeof(where)) == 0)
+		log_info("waiting for an incoming migration on %s", where);
+	for (;;) {
+		rc = migrate_accept(lfd, 500, &fd, err, errlen);
+		if (rc == 0)
+			break;
+		if (rc != -ETIMEDOUT)
+			goto out;
+		if (ctl_signalled()) {
+			rc = -EINTR;
+			snprintf(err, errlen, "stopped by a signal while waiting");
+			goto out;
+		}
+	}
+	close(lfd);
+	lfd = -1;
+	rc = migrate_receive(fd, &ctl_dest_ops, c, NULL, &c->mig_prog, err, errlen);
+	migrate_progress_read(&c->mig_prog, &st);
+	if (rc && rc != -ENOTCONN) {
+		if (c->snap) {
+			vm_destroy(&c->vm);
+			snapshot_close(c->snap);
+			free(c->snap);
+			c->snap = NULL;
+		}
+		goto out;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->built = true;
+	clock_gettime(CLOCK_MONOTONIC, &c->started_at);
+	if (rc == -ENOTCONN) {
+		log_warn("migration: the VM arrived but the source never confirmed the hand-over; "
+			 "it stays paused (wafer resume NAME once the source is gone)");
+	} else {
+		c->vm.pause_requested = 0;
+		log_info("migration received: %llu MiB in %llu pages; the VM runs here now",
+			 (unsigned long long)(st.bytes_transferred >> 20),
+			 (unsigned long long)st.pages_transferred);
+	}
+	uint64_t one = 1;
+	if (write(c->start_efd, &one, sizeof(one)) < 0)
+		rc = -errno;
+	else
+		rc = 0;
+	pthread_mutex_unlock(&c->lock);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (lfd >= 0)
+		close(lfd);
+	return rc;
+}
+
 /* Block until start() built a VM or a terminating signal arrives. */
 static int run_ctl_wait_start(struct run_ctl *c)
 {
@@ -550,6 +909,13 @@ int run_ctl_main(struct run_ctl *c)
 		enum run_policy p = why == VM_STOP_POWEROFF || why == VM_STOP_EXIT_PORT ? c->on_poweroff :
 				    why == VM_STOP_RESET ? c->on_reboot :
 				    why == VM_STOP_CRASH ? c->on_crash : POLICY_DESTROY;
+		if (why == VM_STOP_MIGRATED) {
+			/* Let `wafer migrate` read the final status before the
+			 * socket goes away (at most 3 s). */
+			for (int i = 0; i < 300 && !atomic_load(&c->mig_final_seen); i++)
+				usleep(10000);
+			return status;
+		}
 		if (p == POLICY_DESTROY)
 			return status;
 		if (p == POLICY_PRESERVE) {
@@ -577,6 +943,11 @@ int run_ctl_main(struct run_ctl *c)
 		}
 		if (++restarts > 5) {
 			log_error("guest restarted more than 5 times in 10 s; giving up");
+			return status;
+		}
+		if (c->snap) {
+			log_error("the VM stopped (%s); a VM restored from a snapshot has no boot "
+				  "image to restart from", c->vm.stop_detail);
 			return status;
 		}
 		log_info("restarting the VM (%s)", c->vm.stop_detail);

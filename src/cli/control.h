@@ -9,7 +9,10 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "state/migrate.h"
 #include "vmm/vm.h"
+
+struct snapshot;
 
 enum run_policy { POLICY_DESTROY, POLICY_RESTART, POLICY_PRESERVE };
 
@@ -25,9 +28,25 @@ struct run_ctl {
 	enum run_policy on_poweroff, on_reboot, on_crash;
 	struct timespec started_at;
 	char metrics_path[API_PATH_MAX];
+	struct snapshot *snap;      /* the VM was restored from it; vcfg points into it */
+	/* Live migration out (PUT /migrate), on its own thread. */
+	pthread_t mig_thread;
+	bool mig_joinable;
+	struct migrate_progress mig_prog;
+	char mig_url[API_PATH_MAX];
+	_Atomic bool mig_final_seen;   /* a client read the completed status */
+	bool incoming;                 /* --incoming: only a migration builds the VM */
+	const char *incoming_template; /* --incoming with --cpu-template: must match */
 };
 
 extern const struct api_controller_ops run_ctl_ops;
+extern const struct api_snapshot_ops run_ctl_snapshot_ops;
+extern const struct api_migrate_ops run_ctl_migrate_ops;
+
+/* --incoming URL: listen, receive one migration and build the VM from it
+ * (started as if by InstanceStart). 0, or -errno with err (-EINTR: a signal
+ * ended the wait). */
+int run_ctl_incoming(struct run_ctl *c, const char *url, char *err, size_t errlen);
 
 int run_ctl_init(struct run_ctl *c, const struct vm_config *base, bool direct);
 void run_ctl_destroy(struct run_ctl *c);

@@ -22,6 +22,8 @@
 
 static const char run_usage[] =
 "Usage: wafer run --kernel PATH [options]\n"
+"       wafer run --restore DIR [options]\n"
+"       wafer run --incoming URL [options]\n"
 "\n"
 "Boot an x86-64 guest on KVM. The guest's serial console (COM1) is this\n"
 "terminal; Ctrl-A x quits, Ctrl-A h lists the console keys.\n"
@@ -48,6 +50,22 @@ static const char run_usage[] =
 "                        rx-pps=, tx-pps= for one direction)\n"
 "  --rng, --no-rng       virtio-rng fed from getrandom() (default: on)\n"
 "  --name NAME           VM name (default: wafer-PID)\n"
+"\n"
+"Snapshots (see wafer snapshot --help):\n"
+"  --restore DIR         continue the VM saved in DIR (DIR/state, DIR/memory)\n"
+"                        instead of booting: its machine config, CPUID, disks\n"
+"                        and taps come from the snapshot; RAM is DIR/memory\n"
+"                        mapped copy-on-write (the file is never written)\n"
+"  --paused              with --restore: stay paused until resumed (wafer\n"
+"                        resume NAME, PATCH /vm)\n"
+"  --restore-force       load although a disk changed since the snapshot\n"
+"  --restore-verify      check DIR/memory's CRC-32 first (reads all of it)\n"
+"\n"
+"Live migration (see wafer migrate --help):\n"
+"  --incoming URL        receive a VM from `wafer migrate` at URL (tcp:HOST:PORT,\n"
+"                        tcp::PORT for any address, or unix:PATH) and run it;\n"
+"                        its config comes from the source. With --cpu-template,\n"
+"                        a source on another template is refused\n"
 "\n"
 "Resources (cgroup v1 or v2; credit2 semantics as in Xen's xl):\n"
 "  --cpu-weight W        relative CPU weight 1..65535 (default 256)\n"
@@ -97,7 +115,8 @@ enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMP
        OPT_PVH, OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_NO_RNG, OPT_NAME,
        OPT_API_SOCK, OPT_NO_API, OPT_API_ONLY, OPT_CONFIG, OPT_ON_POWEROFF, OPT_ON_REBOOT,
        OPT_ON_CRASH, OPT_LOG_FORMAT, OPT_CPU_WEIGHT, OPT_CPU_CAP, OPT_MEM_LIMIT,
-       OPT_CPU_AFFINITY, OPT_JAIL, OPT_UID, OPT_GID, OPT_CHROOT_BASE, OPT_NETNS };
+       OPT_CPU_AFFINITY, OPT_JAIL, OPT_UID, OPT_GID, OPT_CHROOT_BASE, OPT_NETNS,
+       OPT_RESTORE, OPT_PAUSED, OPT_RESTORE_FORCE, OPT_RESTORE_VERIFY, OPT_INCOMING };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -130,6 +149,11 @@ static const struct option run_options[] = {
 	{ "gid", required_argument, NULL, OPT_GID },
 	{ "chroot-base", required_argument, NULL, OPT_CHROOT_BASE },
 	{ "netns", required_argument, NULL, OPT_NETNS },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "paused", no_argument, NULL, OPT_PAUSED },
+	{ "restore-force", no_argument, NULL, OPT_RESTORE_FORCE },
+	{ "restore-verify", no_argument, NULL, OPT_RESTORE_VERIFY },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -343,6 +367,11 @@ struct run_opts {
 	bool no_api, api_only;
 	const char *config;
 	enum run_policy on_poweroff, on_reboot, on_crash;
+	const char *restore;        /* --restore DIR */
+	bool paused, restore_force, restore_verify;
+	const char *boot_flag;      /* a flag that describes a boot (not with --restore) */
+	const char *incoming;       /* --incoming URL */
+	bool template_given;
 };
 
 /* "0,2-3": host CPUs this process may use, in order. */
@@ -412,11 +441,19 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+:h", run_options, NULL)) != -1) {
+		/* Flags that describe the machine; a snapshot already does. */
+		static const int boot_opts[] = { OPT_INITRD, OPT_CMDLINE, OPT_TEMPLATE, OPT_PVH,
+						 OPT_DISK, OPT_NET, OPT_CPUS, OPT_MEMORY, OPT_RNG,
+						 OPT_NO_RNG };
+		for (unsigned i = 0; i < sizeof(boot_opts) / sizeof(boot_opts[0]); i++)
+			for (const struct option *ro = run_options; ro->name && opt == boot_opts[i]; ro++)
+				if (ro->val == opt)
+					o->boot_flag = ro->name;
 		switch (opt) {
 		case OPT_KERNEL: cfg->kernel = optarg; break;
 		case OPT_INITRD: cfg->initrd = optarg; break;
 		case OPT_CMDLINE: cfg->cmdline = optarg; break;
-		case OPT_TEMPLATE: cfg->cpu_template = optarg; break;
+		case OPT_TEMPLATE: cfg->cpu_template = optarg; o->template_given = true; break;
 		case OPT_PVH: cfg->prefer_pvh = 1; break;
 		case OPT_RNG: cfg->rng = 1; break;
 		case OPT_NO_RNG: cfg->rng = 0; break;
@@ -491,6 +528,11 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 		case OPT_API_SOCK: o->api_sock = optarg; break;
 		case OPT_NO_API: o->no_api = true; break;
 		case OPT_API_ONLY: o->api_only = true; break;
+		case OPT_RESTORE: o->restore = optarg; break;
+		case OPT_INCOMING: o->incoming = optarg; break;
+		case OPT_PAUSED: o->paused = true; break;
+		case OPT_RESTORE_FORCE: o->restore_force = true; break;
+		case OPT_RESTORE_VERIFY: o->restore_verify = true; break;
 		case OPT_CONFIG: o->config = optarg; break;
 		case OPT_ON_POWEROFF:
 			if (run_parse_policy("on-poweroff", optarg, &o->on_poweroff))
@@ -575,7 +617,29 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			  "or the API)", o->api_sock ? "--api-sock" : "--config");
 		return -1;
 	}
-	if (!cfg->kernel && !o->api_only && !o->config) {
+	if (o->restore && (cfg->kernel || o->api_only || o->config || o->boot_flag)) {
+		log_error("--restore %s: the snapshot gives the machine (drop --%s)", o->restore,
+			  cfg->kernel ? "kernel" : o->api_only ? "api-only" :
+			  o->config ? "config" : o->boot_flag);
+		return -1;
+	}
+	if (o->incoming && (cfg->kernel || o->api_only || o->config || o->restore ||
+			    (o->boot_flag && strcmp(o->boot_flag, "cpu-template")))) {
+		log_error("--incoming %s: the source gives the machine (drop --%s)", o->incoming,
+			  cfg->kernel ? "kernel" : o->api_only ? "api-only" : o->config ? "config" :
+			  o->restore ? "restore" : o->boot_flag);
+		return -1;
+	}
+	if (o->incoming && strncmp(o->incoming, "tcp:", 4) && strncmp(o->incoming, "unix:", 5)) {
+		log_error("--incoming %s: expected tcp:HOST:PORT or unix:PATH", o->incoming);
+		return -1;
+	}
+	if (!o->restore && (o->paused || o->restore_force || o->restore_verify)) {
+		log_error("%s: only with --restore", o->paused ? "--paused" :
+			  o->restore_force ? "--restore-force" : "--restore-verify");
+		return -1;
+	}
+	if (!cfg->kernel && !o->api_only && !o->config && !o->restore && !o->incoming) {
 		log_error("--kernel: required (see wafer run --help)");
 		return -1;
 	}
@@ -674,7 +738,9 @@ int cmd_run(int argc, char **argv)
 	ctl->on_poweroff = o.on_poweroff;
 	ctl->on_reboot = o.on_reboot;
 	ctl->on_crash = o.on_crash;
-	struct api_controller api_ctl = { &run_ctl_ops, ctl };
+	struct api_controller api_ctl = { .ops = &run_ctl_ops, .opaque = ctl,
+					  .snapshot = &run_ctl_snapshot_ops,
+					  .migrate = &run_ctl_migrate_ops };
 	if (api_router_create(&router, &api_ctl, cfg.name)) {
 		log_error("out of memory");
 		goto out;
@@ -691,7 +757,26 @@ int cmd_run(int argc, char **argv)
 	/* Build the VM before the socket appears, so bad input fails fast with
 	 * nothing left behind; --api-only waits for InstanceStart instead. */
 	log_clear_last_error();
-	if (!o.api_only && api_router_start_with(router, acfg, err, sizeof(err))) {
+	if (o.restore) {
+		struct api_snapshot_load sl = { .resume_vm = !o.paused, .force = o.restore_force,
+						.verify = o.restore_verify };
+		if ((size_t)snprintf(sl.snapshot_path, sizeof(sl.snapshot_path), "%s/state",
+				     o.restore) >= sizeof(sl.snapshot_path) ||
+		    (size_t)snprintf(sl.mem_path, sizeof(sl.mem_path), "%s/memory", o.restore) >=
+			    sizeof(sl.mem_path)) {
+			log_error("--restore %s: path too long", o.restore);
+			goto out;
+		}
+		log_clear_last_error();
+		if (api_router_load_with(router, &sl, err, sizeof(err))) {
+			if (!log_last_error()[0])  /* vm_create prints its own reasons */
+				log_error("--restore %s: %s", o.restore, err);
+			goto out;
+		}
+	} else if (o.incoming) {
+		ctl->incoming = true;
+		ctl->incoming_template = o.template_given ? cfg.cpu_template : NULL;
+	} else if (!o.api_only && api_router_start_with(router, acfg, err, sizeof(err))) {
 		if (!log_last_error()[0])  /* vm_create prints its own reasons */
 			log_error("%s%s%s", o.config ? o.config : "", o.config ? ": " : "", err);
 		goto out;
@@ -714,6 +799,17 @@ int cmd_run(int argc, char **argv)
 		 * may sit in a shared directory). */
 		if (!o.api_sock && !jail)
 			run_pidfile(path, pidfile, sizeof(pidfile));
+	}
+	if (o.incoming) {
+		/* After the socket exists, so `wafer ls` shows the waiting VM. */
+		log_clear_last_error();
+		if (run_ctl_incoming(ctl, o.incoming, err, sizeof(err))) {
+			if (!log_last_error()[0])
+				log_error("--incoming %s: %s", o.incoming, err);
+			goto out;
+		}
+		api_router_mark_started(router, vm_is_paused(&ctl->vm) ? API_STATE_PAUSED
+								       : API_STATE_RUNNING);
 	}
 	status = run_ctl_main(ctl);
 out:

@@ -74,9 +74,7 @@ static int vmctl_parse(int argc, char **argv, const char *usage, int need_name, 
 	return 0;
 }
 
-/* Request on VM name's socket; prints the error and returns -1 on failure or
- * an HTTP status other than want. */
-static int vmctl_call(const char *name, const char *method, const char *path, const char *body,
+int vmctl_call(const char *name, const char *method, const char *path, const char *body,
 		      long want, struct client_reply *r)
 {
 	char sock[API_PATH_MAX], err[512], fault[512];

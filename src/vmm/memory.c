@@ -14,7 +14,8 @@ void gmem_init(struct guest_mem *m, void *host, uint64_t size)
 	m->low_size = size < MEM_HOLE_START ? size : MEM_HOLE_START;
 	m->high_size = size - m->low_size;
 	m->owned = 0;
-	m->dirty = NULL;   /* callers pass uninitialised structs; devices check this */
+	m->dirty = NULL;   /* callers pass uninitialised structs */
+	atomic_store(&m->dirty_on, false);
 }
 
 int gmem_alloc(struct guest_mem *m, uint64_t size)
@@ -44,24 +45,27 @@ int gmem_map_file(struct guest_mem *m, int fd, uint64_t size)
 
 int gmem_dirty_start(struct guest_mem *m)
 {
-	if (m->dirty)
-		return 0;
-	_Atomic uint64_t *d = calloc(gmem_bitmap_words(m) ? gmem_bitmap_words(m) : 1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	m->dirty = d;
+	size_t n = gmem_bitmap_words(m) ? gmem_bitmap_words(m) : 1;
+	if (!m->dirty) {
+		m->dirty = calloc(n, sizeof(*m->dirty));
+		if (!m->dirty)
+			return -ENOMEM;
+	} else {
+		for (size_t i = 0; i < n; i++)
+			atomic_store_explicit(&m->dirty[i], 0, memory_order_relaxed);
+	}
+	atomic_store(&m->dirty_on, true);
 	return 0;
 }
 
 void gmem_dirty_stop(struct guest_mem *m)
 {
-	free((void *)m->dirty);
-	m->dirty = NULL;
+	atomic_store(&m->dirty_on, false);
 }
 
 static void gmem_mark_offset(const struct guest_mem *m, uint64_t off, uint64_t len)
 {
-	if (!m->dirty || !len || off >= m->size)
+	if (!atomic_load_explicit(&m->dirty_on, memory_order_relaxed) || !len || off >= m->size)
 		return;
 	if (len > m->size - off)
 		len = m->size - off;
@@ -72,7 +76,8 @@ static void gmem_mark_offset(const struct guest_mem *m, uint64_t off, uint64_t l
 
 void gmem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
-	const uint8_t *p = m->dirty ? gmem_ptr(m, gpa, len) : NULL;
+	const uint8_t *p = atomic_load_explicit(&m->dirty_on, memory_order_relaxed) ?
+			   gmem_ptr(m, gpa, len) : NULL;
 	if (p)
 		gmem_mark_offset(m, (uint64_t)(p - m->host), len);
 }
@@ -80,7 +85,8 @@ void gmem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 void gmem_mark_dirty_host(const struct guest_mem *m, const void *p, size_t len)
 {
 	const uint8_t *b = p;
-	if (!m->dirty || !m->host || b < m->host || b >= m->host + m->size)
+	if (!atomic_load_explicit(&m->dirty_on, memory_order_relaxed) || !m->host ||
+	    b < m->host || b >= m->host + m->size)
 		return;
 	gmem_mark_offset(m, (uint64_t)(b - m->host), len);
 }
@@ -95,6 +101,8 @@ void gmem_dirty_harvest(struct guest_mem *m, uint64_t *out)
 void gmem_free(struct guest_mem *m)
 {
 	gmem_dirty_stop(m);
+	free((void *)m->dirty);
+	m->dirty = NULL;
 	if (m->owned && m->host)
 		munmap(m->host, m->size);
 	m->host = NULL;

@@ -5,6 +5,7 @@
 #define WAFER_VMM_MEMORY_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdatomic.h>
 
@@ -14,10 +15,14 @@ struct guest_mem {
 	uint64_t low_size;  /* RAM mapped at GPA [0, low_size) */
 	uint64_t high_size; /* RAM mapped at GPA [MEM_HIGH_START, +high_size) */
 	int owned;          /* host mapping was created by gmem_alloc/gmem_map_file */
-	/* While migrating: one bit per 4 KiB page of the host mapping (low RAM
-	 * first, then high), set by VMM-side writes (device DMA, used rings).
-	 * KVM's dirty log covers the vCPUs' writes; this covers ours. */
+	/* While migrating (dirty_on): one bit per 4 KiB page of the host
+	 * mapping (low RAM first, then high), set by VMM-side writes (device
+	 * DMA, used rings). KVM's dirty log covers the vCPUs' writes; this
+	 * covers ours. Allocated by the first gmem_dirty_start and kept until
+	 * gmem_free, so a device thread marking while tracking stops never
+	 * touches freed memory. */
 	_Atomic uint64_t *dirty;
+	atomic_bool dirty_on;
 };
 
 #define GMEM_PAGE_SHIFT 12
@@ -39,8 +44,9 @@ void gmem_free(struct guest_mem *m);
  * write (MAP_PRIVATE): nothing is read until the guest touches a page. */
 int gmem_map_file(struct guest_mem *m, int fd, uint64_t size);
 
-/* VMM-side dirty tracking for migration. start: 0 or -ENOMEM; marking is a
- * no-op while tracking is off. harvest ORs the pages dirtied since the last
+/* VMM-side dirty tracking for migration. start: 0 or -ENOMEM (the bitmap
+ * starts clear); marking is a no-op while tracking is off; stop may race
+ * with marking threads. harvest ORs the pages dirtied since the last
  * harvest into out (gmem_bitmap_words words) and clears them. */
 int gmem_dirty_start(struct guest_mem *m);
 void gmem_dirty_stop(struct guest_mem *m);

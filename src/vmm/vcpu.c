@@ -80,7 +80,7 @@ int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index)
 	rc = regs_vcpu_init(v->fd, index);
 	if (rc)
 		goto out;
-	if (index == 0) {
+	if (index == 0 && !vm->cfg.restore) {
 		/* APs stay in wait-for-SIPI (the in-kernel LAPIC's reset state). */
 		struct kvm_regs regs;
 		struct kvm_sregs sregs;
@@ -179,6 +179,9 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* A VM restored paused (or paused before its threads started) must not
+	 * run a single instruction before resume. */
+	vm_vcpu_maybe_park(vm);
 
 	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

@@ -101,10 +101,12 @@ static int vm_get_supported_cpuid(struct vm *vm)
 	return -E2BIG;
 }
 
-static int vm_set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host)
+static int vm_set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
+			  uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)host,
@@ -116,6 +118,105 @@ static int vm_set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t s
 		return -e;
 	}
 	return 0;
+}
+
+/* A restored guest keeps the CPUID it booted with. Every feature bit it saw
+ * must exist here, or it would run into #UD (or worse) on this host: the
+ * saved table is checked against this host's supported table with the same
+ * template applied, register by register, for the feature leaves. */
+static int vm_use_saved_cpuid(struct vm *vm, const struct kvm_cpuid2 *saved)
+{
+	/* The feature registers (leaf, which of eax/ebx/ecx/edx); sizes,
+	 * APIC ids and address widths are not features. */
+	static const struct { uint32_t leaf; unsigned regs; } feat[] = {
+		{ 0x1, 0xc }, { 0x7, 0xe }, { 0x80000001, 0xc }, { 0x80000007, 0x8 },
+	};
+	for (uint32_t i = 0; i < saved->nent; i++) {
+		const struct kvm_cpuid_entry2 *s = &saved->entries[i], *h = NULL;
+		unsigned regs = 0;
+		for (unsigned k = 0; k < sizeof(feat) / sizeof(feat[0]); k++)
+			if (feat[k].leaf == s->function)
+				regs = feat[k].regs;
+		for (uint32_t j = 0; j < vm->cpuid->nent && !h; j++)
+			if (vm->cpuid->entries[j].function == s->function &&
+			    vm->cpuid->entries[j].index == s->index)
+				h = &vm->cpuid->entries[j];
+		const uint32_t sv[4] = { s->eax, s->ebx, s->ecx, s->edx };
+		const uint32_t hv[4] = { h ? h->eax : 0, h ? h->ebx : 0, h ? h->ecx : 0, h ? h->edx : 0 };
+		for (unsigned r = 0; r < 4; r++) {
+			if (!(regs >> r & 1) || !(sv[r] & ~hv[r]))
+				continue;
+			log_error("snapshot CPU: leaf 0x%x.%u %s has features 0x%08x that this host "
+				  "lacks with --cpu-template %s: restore on a compatible host, or "
+				  "save with a stricter template", s->function, s->index,
+				  (const char *[]){ "eax", "ebx", "ecx", "edx" }[r], sv[r] & ~hv[r],
+				  vm->cfg.cpu_template);
+			return -ENOTSUP;
+		}
+	}
+	struct kvm_cpuid2 *c = cpuid_alloc(saved->nent);
+	if (!c)
+		return -ENOMEM;
+	c->nent = saved->nent;
+	memcpy(c->entries, saved->entries, saved->nent * sizeof(saved->entries[0]));
+	free(vm->cpuid);
+	vm->cpuid = c;
+	return 0;
+}
+
+static int vm_set_memslots(struct vm *vm, uint32_t flags)
+{
+	int rc = vm_set_memslot(vm, 0, 0, vm->mem.low_size, vm->mem.host, flags);
+	if (!rc && vm->mem.high_size)
+		rc = vm_set_memslot(vm, 1, MEM_HIGH_START, vm->mem.high_size,
+				    vm->mem.host + vm->mem.low_size, flags);
+	return rc;
+}
+
+int vm_dirty_log_start(struct vm *vm)
+{
+	return vm_set_memslots(vm, KVM_MEM_LOG_DIRTY_PAGES);
+}
+
+void vm_dirty_log_stop(struct vm *vm)
+{
+	vm_set_memslots(vm, 0);
+}
+
+/* KVM's bitmap for one slot, OR'd in at page offset first_page. */
+static int vm_dirty_log_slot(struct vm *vm, uint32_t slot, uint64_t pages, uint64_t first_page,
+			     uint64_t *bitmap)
+{
+	size_t words = (size_t)((pages + 63) / 64);
+	uint64_t *b = calloc(words ? words : 1, sizeof(uint64_t));
+	struct kvm_dirty_log log = { .slot = slot };
+	int rc = 0;
+
+	if (!b)
+		return -ENOMEM;
+	log.dirty_bitmap = b;
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (size_t w = 0; w < words; w++) {
+		for (uint64_t bits = b[w]; bits; bits &= bits - 1) {
+			uint64_t pg = first_page + w * 64 + (uint64_t)__builtin_ctzll(bits);
+			bitmap[pg / 64] |= 1ull << (pg % 64);
+		}
+	}
+out:
+	free(b);
+	return rc;
+}
+
+int vm_dirty_log_harvest(struct vm *vm, uint64_t *bitmap)
+{
+	uint64_t low = vm->mem.low_size >> GMEM_PAGE_SHIFT;
+	int rc = vm_dirty_log_slot(vm, 0, low, 0, bitmap);
+	if (!rc && vm->mem.high_size)
+		rc = vm_dirty_log_slot(vm, 1, vm->mem.high_size >> GMEM_PAGE_SHIFT, low, bitmap);
+	return rc;
 }
 
 static int vm_create_kvm(struct vm *vm)
@@ -151,11 +252,7 @@ static int vm_create_kvm(struct vm *vm)
 	step = "KVM_CREATE_PIT2";
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		goto fail;
-	rc = vm_set_memslot(vm, 0, 0, vm->mem.low_size, vm->mem.host);
-	if (!rc && vm->mem.high_size)
-		rc = vm_set_memslot(vm, 1, MEM_HIGH_START, vm->mem.high_size,
-				    vm->mem.host + vm->mem.low_size);
-	return rc;
+	return vm_set_memslots(vm, 0);
 fail:
 	rc = -errno;
 	log_error("%s failed: %s", step, strerror(errno));
@@ -255,12 +352,23 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		log_error("--cpu-template %s", err);
 		goto out;
 	}
-	rc = gmem_alloc(&vm->mem, cfg->mem_size);
-	if (rc) {
-		log_error("--memory %s: cannot allocate guest RAM: %s",
-			  format_size(cfg->mem_size, a, sizeof(a)), strerror(-rc));
-		goto out;
+	if (cfg->restore && cfg->restore_mem_fd >= 0) {
+		rc = gmem_map_file(&vm->mem, cfg->restore_mem_fd, cfg->mem_size);
+		if (rc) {
+			log_error("snapshot memory: cannot map %s: %s",
+				  format_size(cfg->mem_size, a, sizeof(a)), strerror(-rc));
+			goto out;
+		}
+	} else {
+		rc = gmem_alloc(&vm->mem, cfg->mem_size);
+		if (rc) {
+			log_error("--memory %s: cannot allocate guest RAM: %s",
+				  format_size(cfg->mem_size, a, sizeof(a)), strerror(-rc));
+			goto out;
+		}
 	}
+	if (cfg->restore)
+		goto boot_done;   /* RAM holds the running guest, not a boot image */
 	req = (struct boot_request){
 		.kernel_path = cfg->kernel,
 		.initrd_path = cfg->initrd,
@@ -275,6 +383,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	if (vm->plan.fallback_reason)
 		log_info("%s: %s; the guest decompresses itself", cfg->kernel, vm->plan.fallback_reason);
+boot_done:
 	rc = eventloop_init(&vm->io);
 	if (rc) {
 		log_error("I/O event loop: %s", strerror(-rc));
@@ -293,6 +402,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (rc)
 		goto out;
 	cpuid_template_apply(&vm->tmpl, vm->cpuid);
+	if (cfg->restore && cfg->restore_cpuid) {
+		rc = vm_use_saved_cpuid(vm, cfg->restore_cpuid);
+		if (rc)
+			goto out;
+	}
 	rc = vm_create_kvm(vm);
 	if (rc)
 		goto out;
@@ -463,6 +577,9 @@ int vm_run(struct vm *vm)
 	case VM_STOP_USER:
 		log_info("%s", vm->stop_detail);
 		return WAFER_EXIT_USER;
+	case VM_STOP_MIGRATED:
+		log_info("%s", vm->stop_detail);
+		return WAFER_EXIT_OK;
 	default:
 		log_error("%s", vm->stop_detail);
 		return WAFER_EXIT_ERROR;

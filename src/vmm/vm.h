@@ -32,6 +32,7 @@ enum vm_stop_reason {
 	VM_STOP_CRASH,      /* triple fault, KVM internal error: exit 2 */
 	VM_STOP_USER,       /* console escape or signal: exit 4 */
 	VM_STOP_ERROR,      /* host-side failure while running: exit 1 */
+	VM_STOP_MIGRATED,   /* handed over to a migration destination: exit 0 */
 };
 
 #define WAFER_EXIT_OK      0
@@ -62,6 +63,14 @@ struct vm_config {
 	/* --cpu-affinity: vCPU i runs on host CPU affinity[i % naffinity] */
 	unsigned affinity[256];
 	unsigned naffinity;
+	/* Restore (snapshot or incoming migration): no boot image is loaded; RAM
+	 * is restore_mem_fd mapped copy-on-write (-1: fresh zeroed RAM that a
+	 * migration fills), the vCPUs get restore_cpuid (the source's table,
+	 * checked against this host) and start paused at their reset state until
+	 * the caller loads the saved state (state/snapshot.h). */
+	bool restore;
+	int restore_mem_fd;
+	const struct kvm_cpuid2 *restore_cpuid;
 };
 
 struct vm {
@@ -139,6 +148,13 @@ void vm_vcpu_maybe_park(struct vm *vm);
 int console_run(struct vm *vm);
 int console_attach(struct vm *vm, int fd, void (*done)(void *), void *arg);
 bool console_attached(void);
+
+/* KVM dirty-page logging on the RAM memslots (migration). harvest ORs the
+ * pages the vCPUs wrote since the last call into bitmap (bit = 4 KiB page of
+ * the guest_mem host mapping, low RAM first) and clears KVM's log. 0/-errno. */
+int vm_dirty_log_start(struct vm *vm);
+void vm_dirty_log_stop(struct vm *vm);
+int vm_dirty_log_harvest(struct vm *vm, uint64_t *bitmap);
 
 /* Assert/deassert an ISA/GSI interrupt line on the in-kernel irqchip. */
 int vm_set_irq(struct vm *vm, unsigned gsi, int level);

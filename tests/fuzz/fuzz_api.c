@@ -71,6 +71,21 @@ static const struct api_controller_ops ops = {
 	.set_metrics = c_set_metrics,
 };
 
+static int c_snap_create(void *o, const struct api_snapshot_create *p, char *err, size_t errlen)
+{
+	(void)o; (void)p; (void)err; (void)errlen;
+	return 0;
+}
+
+static int c_snap_load(void *o, const struct api_snapshot_load *p, char *err, size_t errlen)
+{
+	(void)o; (void)err; (void)errlen;
+	fake_state = p->resume_vm ? API_STATE_RUNNING : API_STATE_PAUSED;
+	return 0;
+}
+
+static const struct api_snapshot_ops snap_ops = { c_snap_create, c_snap_load };
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc; (void)argv;
@@ -80,7 +95,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct api_controller ctrl = { &ops, NULL };
+	struct api_controller ctrl = { .ops = &ops, .snapshot = &snap_ops };
 	struct api_router *r;
 
 	fake_state = API_STATE_NOT_STARTED;

@@ -151,7 +151,7 @@ static const struct api_controller_ops fake_ops = {
 int main(int argc, char **argv)
 {
 	struct fake_vmm vmm = { 0 };
-	struct api_controller ctrl = { &fake_ops, &vmm };
+	struct api_controller ctrl = { .ops = &fake_ops, .opaque = &vmm };
 	struct api_router *router = NULL;
 	struct api_server *server = NULL;
 	struct api_config *cfg = NULL;

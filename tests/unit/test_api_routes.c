@@ -27,6 +27,9 @@ struct fake {
 	int drive_updates, net_updates, update_rc;
 	char updated_id[API_ID_MAX + 1];
 	struct api_rate_limiter drive_rl, net_rx, net_tx;
+	int snap_creates, snap_loads, load_rc;
+	struct api_snapshot_create created;
+	struct api_snapshot_load loaded;
 };
 
 static int fake_start(void *o, const struct api_config *cfg, char *err, size_t errlen)
@@ -129,6 +132,27 @@ static struct api_controller_ops fake_ops = {
 	.update_drive_limiter = fake_update_drive, .update_net_limiter = fake_update_net,
 };
 
+static int fake_snap_create(void *o, const struct api_snapshot_create *p, char *err, size_t errlen)
+{
+	struct fake *f = o;
+	(void)err, (void)errlen;
+	f->snap_creates++;
+	f->created = *p;
+	return 0;
+}
+
+static int fake_snap_load(void *o, const struct api_snapshot_load *p, char *err, size_t errlen)
+{
+	struct fake *f = o;
+	f->snap_loads++;
+	f->loaded = *p;
+	if (f->load_rc)
+		snprintf(err, errlen, "disk /x: its size changed since the snapshot was taken");
+	return f->load_rc;
+}
+
+static const struct api_snapshot_ops fake_snap_ops = { fake_snap_create, fake_snap_load };
+
 struct ctx {
 	struct fake fake;
 	struct api_router *r;
@@ -147,7 +171,8 @@ static void touch(const char *p)
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
-	struct api_controller ctrl = { &fake_ops, &c->fake };
+	struct api_controller ctrl = { .ops = &fake_ops, .opaque = &c->fake,
+				       .snapshot = &fake_snap_ops };
 
 	snprintf(c->dir, sizeof(c->dir), "/tmp/wafer-apirt.XXXXXX");
 	if (!mkdtemp(c->dir))
@@ -370,6 +395,69 @@ static void test_start_rules(void **state)
 	assert_int_equal(req(c, "GET", "/vm/config", NULL), 200);
 }
 
+static void test_snapshot_routes(void **state)
+{
+	struct ctx *c = *state;
+	const char *create = "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"/s/state\", "
+			     "\"mem_file_path\": \"/s/memory\"}";
+
+	/* Create needs a started, paused VM. */
+	expect_fault(c, "PUT", "/snapshot/create", create, 400, "before starting the microVM");
+	start_ok(c);
+	expect_fault(c, "PUT", "/snapshot/create", create, 400, "must be paused");
+	assert_int_equal(req(c, "PATCH", "/vm", "{\"state\": \"Paused\"}"), 204);
+	assert_int_equal(req(c, "PUT", "/snapshot/create", create), 204);
+	assert_int_equal(c->fake.snap_creates, 1);
+	assert_string_equal(c->fake.created.snapshot_path, "/s/state");
+	assert_string_equal(c->fake.created.mem_file_path, "/s/memory");
+	expect_fault(c, "PUT", "/snapshot/create", "{\"snapshot_type\": \"Diff\", "
+		     "\"snapshot_path\": \"a\", \"mem_file_path\": \"b\"}", 400, "Diff");
+	expect_fault(c, "PUT", "/snapshot/create", "{\"snapshot_path\": \"a\"}", 400,
+		     "mem_file_path");
+	expect_fault(c, "PUT", "/snapshot/create", "{\"snapshot_path\": \"a\", "
+		     "\"mem_file_path\": \"b\", \"bogus\": 1}", 400, "unknown field");
+	/* Load is for a VM that was not started. */
+	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
+		     "\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"b\"}}",
+		     400, "after starting");
+	assert_int_equal(c->fake.snap_loads, 0);
+}
+
+static void test_snapshot_load_route(void **state)
+{
+	struct ctx *c = *state;
+
+	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\"}", 400,
+		     "mem_backend");
+	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
+		     "\"mem_file_path\": \"m\", \"mem_backend\": {\"backend_type\": \"File\", "
+		     "\"backend_path\": \"b\"}}", 400, "not both");
+	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
+		     "\"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": \"b\"}}",
+		     400, "Uffd");
+	/* A refusal (changed disk) leaves the VM unstarted: config can go on. */
+	c->fake.load_rc = -ESTALE;
+	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
+		     "\"mem_file_path\": \"m\"}", 400, "size changed");
+	assert_int_equal(req(c, "GET", "/", NULL), 200);
+	assert_non_null(strstr(c->last.body, "Not started"));
+	c->fake.load_rc = 0;
+	assert_int_equal(req(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"/s/state\", "
+			     "\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": "
+			     "\"/s/memory\"}, \"resume_vm\": false}"), 204);
+	assert_string_equal(c->fake.loaded.snapshot_path, "/s/state");
+	assert_string_equal(c->fake.loaded.mem_path, "/s/memory");
+	assert_false(c->fake.loaded.resume_vm);
+	assert_int_equal(req(c, "GET", "/", NULL), 200);
+	assert_non_null(strstr(c->last.body, "Paused"));
+	/* Loaded means started: no second load, no InstanceStart, pre-boot PUTs refused. */
+	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
+		     "\"mem_file_path\": \"m\"}", 400, "after starting");
+	expect_fault(c, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 400,
+		     "after starting");
+	assert_int_equal(c->fake.starts, 0);
+}
+
 static void test_patch_limiters(void **state)
 {
 	struct ctx *c = *state;
@@ -543,7 +631,7 @@ static void test_create_checks(void **state)
 {
 	(void)state;
 	struct api_controller_ops ops = fake_ops;
-	struct api_controller ctrl = { &ops, NULL };
+	struct api_controller ctrl = { .ops = &ops };
 	struct api_router *r;
 
 	ops.start = NULL;
@@ -607,6 +695,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_with, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_limiters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_routes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_load_route, setup, teardown),
 		cmocka_unit_test(test_create_checks),
 		cmocka_unit_test(test_names),
 	};

@@ -277,7 +277,7 @@ static void migrate(struct src_vm *vm, struct dst_vm *d, const struct migrate_pa
 static void assert_source_runs_on(struct src_vm *vm)
 {
 	assert_int_equal(vm->g.n_dirty_stop, vm->g.n_dirty_start);
-	assert_null(vm->g.mem.dirty);
+	assert_false(atomic_load(&vm->g.mem.dirty_on));
 	assert_int_equal(atomic_load(&vm->g.throttle), 0);
 	assert_int_equal(vm->g.n_resume, vm->g.n_pause);
 	assert_false(vm->g.paused);

@@ -764,7 +764,7 @@ static void blkfx_open(struct blkfx *f)
 static void blkfx_close(struct blkfx *f)
 {
 	f->d->ops->destroy(f->d);
-	gmem_dirty_stop(&f->mem);
+	gmem_free(&f->mem);   /* the dirty bitmap; ram is ours */
 	free(f->ram);
 }
 
@@ -950,7 +950,7 @@ static void test_dirty_used_ring(void **state)
 	assert_false(page_dirty(bm, 0x10000));
 	assert_false(page_dirty(bm, 0x20000));
 	free(bm);
-	gmem_dirty_stop(&mem);
+	gmem_free(&mem);
 	free(ram);
 }
 
