@@ -44,6 +44,9 @@ struct blk_backend_ops {
 	 * any request is in flight. Returns completions run or -errno. */
 	int (*poll)(struct blk_backend *b, bool wait);
 	void (*close)(struct blk_backend *b);
+	/* Take the image lock an open with defer_lock could not get: retry
+	 * until timeout_ms. 0 or -errno (-EWOULDBLOCK: still held). */
+	int (*lock)(struct blk_backend *b, unsigned timeout_ms);
 };
 
 struct blk_backend {
@@ -58,9 +61,12 @@ struct blk_backend {
 
 /* Open a raw image file or host block device with at most depth requests
  * in flight. Errors are one line in err naming the path ("PATH: No such
- * file or directory", "PATH: locked by another process ..."). 0 or -errno. */
-int blk_raw_open(struct blk_backend **out, const char *path, bool read_only, unsigned depth,
-		 char *err, size_t errlen);
+ * file or directory", "PATH: locked by another process ..."). defer_lock:
+ * a lock held by someone else is not an error yet (an incoming migration,
+ * whose source holds it until the hand-over); ops->lock takes it later.
+ * 0 or -errno. */
+int blk_raw_open(struct blk_backend **out, const char *path, bool read_only, bool defer_lock,
+		 unsigned depth, char *err, size_t errlen);
 
 static inline int blk_backend_poll(struct blk_backend *b, bool wait)
 {

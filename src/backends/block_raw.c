@@ -41,6 +41,7 @@ struct blk_raw {
 	struct io_uring ring;
 	struct raw_req *reqs, *free;
 	struct raw_req *sync_head, *sync_tail;
+	bool locked;                   /* holds the image's flock */
 };
 
 static struct raw_req *req_get(struct blk_raw *r, enum raw_op op, blk_done_fn done, void *opaque)
@@ -318,6 +319,8 @@ static void raw_close(struct blk_backend *b)
 	free(r);
 }
 
+static int raw_lock(struct blk_backend *b, unsigned timeout_ms);
+
 static const struct blk_backend_ops raw_ops = {
 	.readv = raw_readv,
 	.writev = raw_writev,
@@ -327,6 +330,7 @@ static const struct blk_backend_ops raw_ops = {
 	.kick = raw_kick,
 	.poll = raw_poll,
 	.close = raw_close,
+	.lock = raw_lock,
 };
 
 /* Does the device under fd advertise discard? (sysfs queue limits) */
@@ -412,7 +416,29 @@ static void raw_setup_uring(struct blk_raw *r, const char *path)
 	r->b.info.async = true;
 }
 
-int blk_raw_open(struct blk_backend **out, const char *path, bool read_only, unsigned depth,
+static int raw_try_lock(struct blk_raw *r)
+{
+	if (flock(r->fd, (r->b.info.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
+		return -errno;
+	r->locked = true;
+	return 0;
+}
+
+static int raw_lock(struct blk_backend *b, unsigned timeout_ms)
+{
+	struct blk_raw *r = (struct blk_raw *)b;
+	int rc = 0;
+	for (unsigned waited = 0; !r->locked; waited += 20) {
+		rc = raw_try_lock(r);
+		if (rc != -EWOULDBLOCK || waited >= timeout_ms)
+			break;
+		usleep(20000);
+	}
+	return r->locked ? 0 : rc;
+}
+
+int blk_raw_open(struct blk_backend **out, const char *path, bool read_only, bool defer_lock,
+		 unsigned depth,
 		 char *err, size_t errlen)
 {
 	struct blk_raw *r = calloc(1, sizeof(*r));
@@ -452,8 +478,11 @@ int blk_raw_open(struct blk_backend **out, const char *path, bool read_only, uns
 		goto out;
 	}
 	/* Two writers on one disk image corrupt it; readers may share. */
-	if (flock(r->fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		rc = -errno;
+	rc = raw_try_lock(r);
+	if (rc == -EWOULDBLOCK && defer_lock) {
+		rc = 0;
+	} else if (rc) {
+		errno = -rc;
 		if (errno == EWOULDBLOCK)
 			snprintf(err, errlen, "%s: locked by another process (another wafer using this disk?)",
 				 path);

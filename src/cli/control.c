@@ -47,6 +47,10 @@ int run_ctl_init(struct run_ctl *c, const struct vm_config *base, bool direct)
 
 void run_ctl_destroy(struct run_ctl *c)
 {
+	if (c->lock_joinable) {
+		pthread_join(c->lock_thread, NULL);
+		c->lock_joinable = false;
+	}
 	if (c->mig_joinable) {
 		migrate_cancel(&c->mig_prog);
 		pthread_join(c->mig_thread, NULL);
@@ -184,10 +188,11 @@ static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->built || c->incoming) {
+	if (c->built || c->incoming || c->gone) {
 		rc = -EALREADY;
-		snprintf(err, errlen, c->incoming ? "this wafer waits for an incoming migration"
-						  : "the VM is already built");
+		snprintf(err, errlen, c->gone ? "the VM migrated away; this wafer is exiting" :
+			 c->incoming ? "this wafer waits for an incoming migration" :
+			 "the VM is already built");
 		goto out;
 	}
 	c->acfg = *cfg;
@@ -568,10 +573,11 @@ static int ctl_snapshot_load(void *opaque, const struct api_snapshot_load *p, ch
 		return -ENOMEM;
 	pthread_mutex_lock(&c->lock);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (c->built || c->incoming) {
+	if (c->built || c->incoming || c->gone) {
 		rc = -EALREADY;
-		snprintf(err, errlen, c->incoming ? "this wafer waits for an incoming migration"
-						  : "the VM is already built");
+		snprintf(err, errlen, c->gone ? "the VM migrated away; this wafer is exiting" :
+			 c->incoming ? "this wafer waits for an incoming migration" :
+			 "the VM is already built");
 		goto out;
 	}
 	rc = snapshot_open(s, p->snapshot_path, p->mem_path, p->force, p->verify, err, errlen);
@@ -762,6 +768,10 @@ static int ctl_in_prepare(void *opaque, const void *hello, size_t len, uint64_t 
 	c->vcfg.kvm_path = c->base.kvm_path;
 	memcpy(c->vcfg.affinity, c->base.affinity, sizeof(c->vcfg.affinity));
 	c->vcfg.naffinity = c->base.naffinity;
+	/* Shared disks: on the same host the source holds their locks until it
+	 * hands over; they are taken once it has. */
+	for (unsigned i = 0; i < c->vcfg.ndisks; i++)
+		c->vcfg.disks[i].defer_lock = true;
 	log_clear_last_error();
 	rc = vm_create(&c->vm, &c->vcfg);
 	if (rc) {
@@ -783,6 +793,19 @@ static int ctl_in_load(void *opaque, const struct snap_reader *r, char *err, siz
 {
 	struct run_ctl *c = opaque;
 	return snapshot_load_machine_state(&c->vm, r, err, errlen);
+}
+
+static void *ctl_take_disk_locks(void *arg)
+{
+	struct run_ctl *c = arg;
+	for (unsigned i = 0; i < c->vm.nvirtio; i++) {
+		struct virtio_dev *d = c->vm.virtio[i];
+		if (d->ops->device_id == 2 && virtio_blk_lock(d, 10000))
+			log_warn("migration: %s %s: the source did not let go of the disk lock "
+				 "within 10 s; running without it", d->ops->name,
+				 i < c->vcfg.ndisks ? c->vcfg.disks[i].path : "");
+	}
+	return NULL;
 }
 
 static const struct migrate_dest_ops ctl_dest_ops = {
@@ -843,6 +866,10 @@ int run_ctl_incoming(struct run_ctl *c, const char *url, char *err, size_t errle
 		log_warn("migration: the VM arrived but the source never confirmed the hand-over; "
 			 "it stays paused (wafer resume NAME once the source is gone)");
 	} else {
+		/* The source stops right after the go-ahead (its I/O thread is
+		 * parked already) and then lets go of its disk locks: take them
+		 * in the background, so the guest does not wait for that. */
+		c->lock_joinable = pthread_create(&c->lock_thread, NULL, ctl_take_disk_locks, c) == 0;
 		c->vm.pause_requested = 0;
 		log_info("migration received: %llu MiB in %llu pages; the VM runs here now",
 			 (unsigned long long)(st.bytes_transferred >> 20),
@@ -910,8 +937,19 @@ int run_ctl_main(struct run_ctl *c)
 				    why == VM_STOP_RESET ? c->on_reboot :
 				    why == VM_STOP_CRASH ? c->on_crash : POLICY_DESTROY;
 		if (why == VM_STOP_MIGRATED) {
-			/* Let `wafer migrate` read the final status before the
-			 * socket goes away (at most 3 s). */
+			/* The destination runs the guest: let go of the disks
+			 * (their locks) and RAM now, then let `wafer migrate`
+			 * read the final status before the socket goes away
+			 * (at most 3 s). */
+			if (c->mig_joinable) {
+				pthread_join(c->mig_thread, NULL);
+				c->mig_joinable = false;
+			}
+			pthread_mutex_lock(&c->lock);
+			vm_destroy(&c->vm);
+			c->built = false;
+			c->gone = true;
+			pthread_mutex_unlock(&c->lock);
 			for (int i = 0; i < 300 && !atomic_load(&c->mig_final_seen); i++)
 				usleep(10000);
 			return status;

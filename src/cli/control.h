@@ -36,6 +36,9 @@ struct run_ctl {
 	char mig_url[API_PATH_MAX];
 	_Atomic bool mig_final_seen;   /* a client read the completed status */
 	bool incoming;                 /* --incoming: only a migration builds the VM */
+	pthread_t lock_thread;         /* takes the disk locks after the hand-over */
+	bool lock_joinable;
+	bool gone;                     /* migrated away: nothing may be built again */
 	const char *incoming_template; /* --incoming with --cpu-template: must match */
 };
 

@@ -516,6 +516,12 @@ static void blk_queue_notify(struct virtio_dev *d, unsigned q)
 		blk_process(d->priv);
 }
 
+int virtio_blk_lock(struct virtio_dev *d, unsigned timeout_ms)
+{
+	struct blk_dev *b = d->priv;
+	return b->be->ops->lock ? b->be->ops->lock(b->be, timeout_ms) : 0;
+}
+
 int virtio_blk_poll(struct virtio_dev *d, bool wait)
 {
 	struct blk_dev *b = d->priv;
@@ -726,7 +732,8 @@ struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, struct eventlo
 	b->now_ns = ratelimit_now_ns;
 	ratelimit_init(&b->limit, &cfg->limit, b->now_ns());
 	b->timer_fd = -1;
-	if (blk_raw_open(&b->be, cfg->path, cfg->read_only, BLK_QUEUE_DEPTH, err, errlen) < 0)
+	if (blk_raw_open(&b->be, cfg->path, cfg->read_only, cfg->defer_lock, BLK_QUEUE_DEPTH, err,
+			 errlen) < 0)
 		goto fail;
 	b->vdev = d;
 	b->loop = loop;

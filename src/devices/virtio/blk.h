@@ -17,6 +17,7 @@ struct blk_config {
 	const char *id;       /* drive name for logs ("rootfs") */
 	const char *serial;   /* GET_ID string, first 20 bytes; NULL: id */
 	struct ratelimit_config limit; /* bytes read/written and requests; zero: none */
+	bool defer_lock;      /* incoming migration: the source holds the lock */
 };
 
 /* Open the disk and build the device. loop: backend completions are handled
@@ -25,6 +26,10 @@ struct blk_config {
  * ops->destroy. */
 struct virtio_dev *virtio_blk_create(const struct guest_mem *mem, struct eventloop *loop,
 				     const struct blk_config *cfg, char *err, size_t errlen);
+
+/* Take the image lock deferred at create (defer_lock), waiting up to
+ * timeout_ms for the previous holder to let go: 0 or -errno. */
+int virtio_blk_lock(struct virtio_dev *d, unsigned timeout_ms);
 
 /* Run finished backend requests (completing their chains) and resume the
  * queue; wait: block until one finishes if any is in flight. For devices
