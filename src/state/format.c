@@ -10,7 +10,7 @@
 
 #include "state/format.h"
 
-static uint32_t crc_extend(uint32_t crc, const void *data, size_t len)
+uint32_t snap_crc32_extend(uint32_t crc, const void *data, size_t len)
 {
 	uLong c = crc;
 	const uint8_t *p = data;
@@ -25,14 +25,14 @@ static uint32_t crc_extend(uint32_t crc, const void *data, size_t len)
 
 uint32_t snap_crc32(const void *data, size_t len)
 {
-	return crc_extend((uint32_t)crc32(0L, Z_NULL, 0), data, len);
+	return snap_crc32_extend((uint32_t)crc32(0L, Z_NULL, 0), data, len);
 }
 
 /* A section's CRC covers its header (name, instance, version, length) and
  * its payload, so a flipped name or instance is caught like a flipped byte. */
 static uint32_t section_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)
 {
-	return crc_extend(snap_crc32(hdr, 32), payload, len);
+	return snap_crc32_extend(snap_crc32(hdr, 32), payload, len);
 }
 
 void snap_buf_init(struct snap_buf *b)
@@ -89,6 +89,13 @@ void snap_buf_put_u8(struct snap_buf *b, uint8_t v) { put_le(b, v, 1); }
 void snap_buf_put_u16(struct snap_buf *b, uint16_t v) { put_le(b, v, 2); }
 void snap_buf_put_u32(struct snap_buf *b, uint32_t v) { put_le(b, v, 4); }
 void snap_buf_put_u64(struct snap_buf *b, uint64_t v) { put_le(b, v, 8); }
+
+void snap_buf_put_str(struct snap_buf *b, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	snap_buf_put_u32(b, (uint32_t)n);
+	snap_buf_put(b, s, n);
+}
 
 static uint64_t get_le(const uint8_t *p, unsigned n)
 {
@@ -174,6 +181,20 @@ void snap_cur_get(struct snap_cur *c, void *out, size_t len)
 		memcpy(out, p, len);
 	else
 		memset(out, 0, len);
+}
+
+void snap_cur_str(struct snap_cur *c, char *out, size_t size)
+{
+	uint32_t n = snap_cur_u32(c);
+	const char *p = c->err || n >= size ? NULL : snap_cur_take(c, n);
+	if (!p || memchr(p, 0, n)) {
+		c->err = -EINVAL;
+		if (size)
+			out[0] = '\0';
+		return;
+	}
+	memcpy(out, p, n);
+	out[n] = '\0';
 }
 
 static uint64_t cur_le(struct snap_cur *c, unsigned n)

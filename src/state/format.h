@@ -34,6 +34,8 @@ void snap_buf_put_u8(struct snap_buf *b, uint8_t v);
 void snap_buf_put_u16(struct snap_buf *b, uint16_t v);
 void snap_buf_put_u32(struct snap_buf *b, uint32_t v);
 void snap_buf_put_u64(struct snap_buf *b, uint64_t v);
+/* A string: u32 length + bytes (no NUL). NULL is stored as "". */
+void snap_buf_put_str(struct snap_buf *b, const char *s);
 
 /* The file/stream header (magic + SNAP_FORMAT_VERSION). */
 void snap_put_header(struct snap_buf *b);
@@ -59,6 +61,9 @@ uint16_t snap_cur_u16(struct snap_cur *c);
 uint32_t snap_cur_u32(struct snap_cur *c);
 uint64_t snap_cur_u64(struct snap_cur *c);
 void snap_cur_get(struct snap_cur *c, void *out, size_t len);
+/* A string into out (NUL-terminated); longer than size - 1 or containing a
+ * NUL sets err. */
+void snap_cur_str(struct snap_cur *c, char *out, size_t size);
 /* Pointer to the next len bytes (NULL and err set if they are not there). */
 const void *snap_cur_take(struct snap_cur *c, size_t len);
 /* 0 if every byte was consumed without error, else -EINVAL. */
@@ -104,5 +109,7 @@ int snap_write_atomic(const char *dir, const char *name, const void *data, size_
 		      char *err, size_t errlen);
 
 uint32_t snap_crc32(const void *data, size_t len);
+/* Continue a CRC-32 over more data (start from snap_crc32(NULL, 0)). */
+uint32_t snap_crc32_extend(uint32_t crc, const void *data, size_t len);
 
 #endif
