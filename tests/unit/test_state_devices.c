@@ -630,6 +630,7 @@ static void test_vm_refusals(void **state)
 #define VP_HDR      43   /* ids, feature words, selectors, status..queue_sel */
 #define VQ_SIZE_OFF 0
 #define VQ_DESC_OFF 5
+#define VQ_USED_IDX_OFF 31
 static void test_hostile_queue(void **state)
 {
 	struct ring ring;
@@ -652,6 +653,7 @@ static void test_hostile_queue(void **state)
 		{ VQ_DESC_OFF, 8, RAM_SIZE - 16, "outside guest RAM" },
 		{ VQ_DESC_OFF, 8, 0xfffffffffffff000ull, "outside guest RAM" },
 		{ VQ_DESC_OFF, 8, RNG_RINGS + 8, "misaligned" },
+		{ VQ_USED_IDX_OFF, 2, 1, "used index ahead" },
 	};
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint8_t *p = malloc(b.len);
@@ -921,6 +923,35 @@ static void test_net_pending_frame(void **state)
 	free(ram);
 }
 
+/* Found by fuzz_state_devices: rings where the used index lands on the
+ * avail index, with used_idx ahead of last_avail, kept rng's loop going
+ * forever (each push published another chain). Now a notification does at
+ * most a ring's worth, and such a state is refused at load
+ * (test_hostile_queue). */
+static void test_rng_overlapping_rings(void **state)
+{
+	struct guest_mem mem = { 0 };
+	char err[64];
+	(void)state;
+
+	uint8_t *ram = calloc(1, RAM_SIZE);
+	gmem_init(&mem, ram, RAM_SIZE);
+	struct virtio_dev *d = virtio_rng_create(&mem, err, sizeof(err));
+	assert_non_null(d);
+	struct virtq *q = &d->vq[0];
+	*q = (struct virtq){ .size = 16, .desc_gpa = 0x1000, .avail_gpa = 0x2000, .used_gpa = 0x2000,
+			     .last_avail = 0, .used_idx = 1 };
+	assert_int_equal(virtq_init(q, &mem), 0);
+	q->ready = true;
+	d->status = VIRTIO_STATUS_DRIVER_OK;
+	uint16_t one = 1;
+	assert_int_equal(gmem_write(&mem, 0x2002, &one, 2), 0);
+	d->ops->queue_notify(d, 0);     /* returns */
+	assert_true(q->last_avail <= 16);
+	d->ops->destroy(d);
+	free(ram);
+}
+
 /* --- migration's dirty log --- */
 
 static bool page_dirty(const uint64_t *bm, uint64_t gpa)
@@ -1040,6 +1071,7 @@ int main(void)
 		cmocka_unit_test(test_pci_dev_refusals),
 		cmocka_unit_test(test_blk_quiesce),
 		cmocka_unit_test(test_net_pending_frame),
+		cmocka_unit_test(test_rng_overlapping_rings),
 		cmocka_unit_test(test_dirty_used_ring),
 		cmocka_unit_test(test_dirty_blk_read),
 		cmocka_unit_test(test_eventloop_pause),

@@ -514,6 +514,10 @@ int virtio_pci_load(struct virtio_pci *vp, struct snap_cur *c, char *err, size_t
 			why = "truncated or malformed";
 		else if (vq[q].ready)
 			why = vp_queue_check(d, features, &vq[q]);
+		/* Chains in flight are at most a ring's worth, and a device
+		 * never returns more than it took. */
+		if (!why && vq[q].ready && (uint16_t)(vq[q].last_avail - vq[q].used_idx) > vq[q].size)
+			why = "used index ahead of the chains taken";
 		if (!why && !vp_vector_ok(vp, vq[q].msix_vector))
 			why = "MSI-X vector out of range";
 		if (why)

@@ -85,7 +85,11 @@ static void rng_queue_notify(struct virtio_dev *d, unsigned qi)
 
 	if (qi != 0 || !rng_running(d) || !q->ready)
 		return;
-	for (;;) {
+	/* At most a ring's worth per notification: that drains what was there
+	 * when the driver notified, and anything it adds meanwhile comes with
+	 * a notification of its own. Rings that overlap (the used index
+	 * landing on the avail index) cannot keep the I/O thread here. */
+	for (unsigned n = 0; n < q->size; n++) {
 		int rc = virtq_pop(q, &r->elem, &why);
 		if (rc < 0) {
 			virtio_dev_needs_reset(d, why);
