@@ -186,6 +186,11 @@ static void blk_rw_done(void *opaque, int64_t res)
 	struct blk_req *r = opaque;
 	struct virtio_dev *d = r->dev->vdev;
 
+	/* The backend wrote these into guest RAM, even for a request a reset
+	 * abandoned: migration must copy them again either way. */
+	if (r->type == VIRTIO_BLK_T_IN && res > 0)
+		virtq_iov_mark_dirty(d->mem, &r->iov[r->iov_pos], r->iov_num - r->iov_pos,
+				     (size_t)res);
 	if (blk_req_stale(r)) {
 		free(r);
 		return;
@@ -212,9 +217,6 @@ static void blk_rw_done(void *opaque, int64_t res)
 		blk_req_finish(r, VIRTIO_BLK_S_OK);
 		return;
 	}
-	if (r->type == VIRTIO_BLK_T_IN)  /* the backend wrote these into guest RAM */
-		virtq_iov_mark_dirty(d->mem, &r->iov[r->iov_pos], r->iov_num - r->iov_pos,
-				     (size_t)res);
 	r->left -= (uint64_t)res;
 	r->off += (uint64_t)res;
 	blk_iov_advance(r, (uint64_t)res);
