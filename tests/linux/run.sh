@@ -6,7 +6,13 @@
 # namespace and an RNG, and Linux's own virtio drivers must use all three
 # (guest side: tests/linux/overlay/etc/wafer-test.d/virtio-*).
 #
-# Usage: tests/linux/run.sh [--qemu] [--devices] [WAFER_BIN]
+# With --snapshot (wafer only) the guest stays up with a shell on the console
+# (wafer.end=shell): once the marker is out, `wafer snapshot` writes it to a
+# directory, the VM is killed, `wafer run --restore` brings it back, and the
+# restored guest must answer a command typed on its serial console and then
+# power off cleanly.
+#
+# Usage: tests/linux/run.sh [--qemu] [--devices] [--snapshot] [WAFER_BIN]
 #   WAFER_BIN               wafer binary (default: $WAFER_BIN or build/wafer)
 #   --qemu                  boot under qemu-system-x86_64 -accel tcg instead of
 #                           wafer: checks the guest side where /dev/kvm is absent
@@ -34,12 +40,14 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 
 mode=wafer
 devices=0
+snapshot=0
 wafer=${WAFER_BIN:-}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--qemu) mode=qemu ;;
 	--devices) devices=1 ;;
-	-*) echo "usage: $0 [--qemu] [--devices] [WAFER_BIN]" >&2; exit 1 ;;
+	--snapshot) snapshot=1 ;;
+	-*) echo "usage: $0 [--qemu] [--devices] [--snapshot] [WAFER_BIN]" >&2; exit 1 ;;
 	*) wafer=$1 ;;
 	esac
 	shift
@@ -57,10 +65,11 @@ log() { echo "linux: $*"; }
 
 # Runs on every exit, including a meson timeout's SIGTERM: a VMM left behind
 # would hold the tap, the disk image and a CPU.
-pid='' netns=''
+pid='' netns='' holder=''
 # shellcheck disable=SC2317  # reached through the trap
 cleanup() {
 	[ -z "$pid" ] || kill "$pid" 2>/dev/null
+	[ -z "$holder" ] || kill "$holder" 2>/dev/null
 	[ -z "$netns" ] || ip netns del "$netns" 2>/dev/null
 }
 trap cleanup EXIT
@@ -105,6 +114,11 @@ devargs=() prefix=()
 if [ $devices = 1 ]; then
 	bootlog=$guestdir/linux-boot.$mode-devices.log
 	devices_setup  # sets cmdline additions, devargs and prefix
+fi
+[ $snapshot = 1 ] && [ $mode != wafer ] && fail "--snapshot needs wafer"
+if [ $snapshot = 1 ]; then
+	. "$src/tests/linux/snapshot.sh"
+	snapshot_run   # boots, snapshots, restores, checks; exits
 fi
 if [ $mode = wafer ]; then
 	cmd=("$wafer" run --kernel "$WAFER_KERNEL_DIR/vmlinuz" --initrd "$initrd"
