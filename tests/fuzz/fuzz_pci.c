@@ -22,28 +22,6 @@
 
 enum { SP_CONFIG_PORTS, SP_ECAM, SP_VIRTIO_BAR, SP_MMIO_HOLE, SP_PIO, SP_CFG_DIRECT };
 
-static int k_routing(struct irq_router *r, const void *e, unsigned n)
-{
-	(void)r; (void)e; (void)n;
-	return 0;
-}
-static int k_irqfd(struct irq_router *r, int fd, uint32_t gsi, bool assign)
-{
-	(void)r; (void)fd; (void)gsi; (void)assign;
-	return 0;
-}
-static int k_ioeventfd(struct irq_router *r, uint64_t a, unsigned l, int fd, bool assign)
-{
-	(void)r; (void)a; (void)l; (void)fd; (void)assign;
-	return 0;
-}
-static int k_line(struct irq_router *r, uint32_t gsi, int level)
-{
-	(void)r; (void)gsi; (void)level;
-	return 0;
-}
-static const struct irq_kvm_ops fake_kvm = { k_routing, k_irqfd, k_ioeventfd, k_line };
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc; (void)argv;
@@ -75,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gmem_init(&mem, ram, RAM_SIZE);
 	memset(&pio, 0, sizeof(pio));
 	memset(&mmio, 0, sizeof(mmio));
-	irq_router_init(&irq, -1, &fake_kvm);
+	irq_router_init(&irq, -1, &fuzz_kvm);
 	if (pci_bus_init(&pb, &pio, &mmio, &irq))
 		abort();
 	struct virtio_dev *d = virtio_rng_create(&mem, err, sizeof(err));

@@ -35,28 +35,6 @@ enum { M_SERIAL, M_I8042, M_RTC, M_PM, M_PCI_DEV, M_VIRTIO_PCI, M_NET, M_BLK, M_
 
 static char disk[64];
 
-static int k_routing(struct irq_router *r, const void *e, unsigned n)
-{
-	(void)r; (void)e; (void)n;
-	return 0;
-}
-static int k_irqfd(struct irq_router *r, int fd, uint32_t gsi, bool assign)
-{
-	(void)r; (void)fd; (void)gsi; (void)assign;
-	return 0;
-}
-static int k_ioeventfd(struct irq_router *r, uint64_t a, unsigned l, int fd, bool assign)
-{
-	(void)r; (void)a; (void)l; (void)fd; (void)assign;
-	return 0;
-}
-static int k_line(struct irq_router *r, uint32_t gsi, int level)
-{
-	(void)r; (void)gsi; (void)level;
-	return 0;
-}
-static const struct irq_kvm_ops fake_kvm = { k_routing, k_irqfd, k_ioeventfd, k_line };
-
 static void disk_remove(void)
 {
 	unlink(disk);
@@ -154,7 +132,7 @@ static void rig_build(struct rig *g, struct guest_mem *mem)
 	char err[256];
 
 	memset(g, 0, sizeof(*g));
-	irq_router_init(&g->irq, -1, &fake_kvm);
+	irq_router_init(&g->irq, -1, &fuzz_kvm);
 	if (pci_bus_init(&g->pb, &g->pio, &g->mmio, &g->irq))
 		abort();
 	struct virtio_dev *d = virtio_rng_create(mem, err, sizeof(err));
