@@ -182,19 +182,37 @@ static void run_ctl_apply_logger(const struct api_logger *l)
 	}
 }
 
+/* May start() or a snapshot load build a VM now? Caller holds c->lock. */
+static int ctl_may_build(struct run_ctl *c, char *err, size_t errlen)
+{
+	if (!c->built && !c->incoming && !c->gone)
+		return 0;
+	snprintf(err, errlen, c->gone ? "the VM migrated away; this wafer is exiting" :
+		 c->incoming ? "this wafer waits for an incoming migration" :
+		 "the VM is already built");
+	return -EALREADY;
+}
+
+/* The VM config of a snapshot or an incoming migration, with this
+ * process's name, KVM path and CPU pinning. */
+static void ctl_use_saved_config(struct run_ctl *c, const struct snap_vmconfig *vc)
+{
+	c->vcfg = vc->cfg;
+	c->vcfg.name = c->base.name;
+	c->vcfg.kvm_path = c->base.kvm_path;
+	memcpy(c->vcfg.affinity, c->base.affinity, sizeof(c->vcfg.affinity));
+	c->vcfg.naffinity = c->base.naffinity;
+}
+
 static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size_t errlen)
 {
 	struct run_ctl *c = opaque;
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->built || c->incoming || c->gone) {
-		rc = -EALREADY;
-		snprintf(err, errlen, c->gone ? "the VM migrated away; this wafer is exiting" :
-			 c->incoming ? "this wafer waits for an incoming migration" :
-			 "the VM is already built");
+	rc = ctl_may_build(c, err, errlen);
+	if (rc)
 		goto out;
-	}
 	c->acfg = *cfg;
 	if (c->direct)
 		c->vcfg = c->base;
@@ -573,21 +591,13 @@ static int ctl_snapshot_load(void *opaque, const struct api_snapshot_load *p, ch
 		return -ENOMEM;
 	pthread_mutex_lock(&c->lock);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (c->built || c->incoming || c->gone) {
-		rc = -EALREADY;
-		snprintf(err, errlen, c->gone ? "the VM migrated away; this wafer is exiting" :
-			 c->incoming ? "this wafer waits for an incoming migration" :
-			 "the VM is already built");
+	rc = ctl_may_build(c, err, errlen);
+	if (rc)
 		goto out;
-	}
 	rc = snapshot_open(s, p->snapshot_path, p->mem_path, p->force, p->verify, err, errlen);
 	if (rc)
 		goto out;
-	c->vcfg = s->vc.cfg;
-	c->vcfg.name = c->base.name;
-	c->vcfg.kvm_path = c->base.kvm_path;
-	memcpy(c->vcfg.affinity, c->base.affinity, sizeof(c->vcfg.affinity));
-	c->vcfg.naffinity = c->base.naffinity;
+	ctl_use_saved_config(c, &s->vc);
 	log_clear_last_error();
 	rc = vm_create(&c->vm, &c->vcfg);
 	if (rc) {
@@ -763,11 +773,7 @@ static int ctl_in_prepare(void *opaque, const void *hello, size_t len, uint64_t 
 			 (unsigned long long)mem_size, (unsigned long long)s->vc.cfg.mem_size);
 		goto fail;
 	}
-	c->vcfg = s->vc.cfg;
-	c->vcfg.name = c->base.name;
-	c->vcfg.kvm_path = c->base.kvm_path;
-	memcpy(c->vcfg.affinity, c->base.affinity, sizeof(c->vcfg.affinity));
-	c->vcfg.naffinity = c->base.naffinity;
+	ctl_use_saved_config(c, &s->vc);
 	/* Shared disks: on the same host the source holds their locks until it
 	 * hands over; they are taken once it has. */
 	for (unsigned i = 0; i < c->vcfg.ndisks; i++)
