@@ -630,6 +630,11 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			  o->restore ? "restore" : o->boot_flag);
 		return -1;
 	}
+	if (o->jail.enabled && (o->restore || o->incoming)) {
+		log_error("%s: not with --jail yet (the jail would not hold the snapshot's or the "
+			  "source's disks)", o->restore ? "--restore" : "--incoming");
+		return -1;
+	}
 	if (o->incoming && strncmp(o->incoming, "tcp:", 4) && strncmp(o->incoming, "unix:", 5)) {
 		log_error("--incoming %s: expected tcp:HOST:PORT or unix:PATH", o->incoming);
 		return -1;
