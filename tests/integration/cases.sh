@@ -437,7 +437,8 @@ jail-bad)
 # Listed before the restore-*/snapshot-* branch below, whose globs would take
 # snapshot-restore*. counter.c documents the output that check-counter.sh
 # verifies: no report lost or repeated across the cut, every checksum right.
-snapshot-restore|snapshot-restore-blk|migrate-loopback|migrate-unix|migrate-netns|migrate-busy|migrate-refused)
+snapshot-restore|snapshot-restore-blk|migrate-counter-loopback|migrate-counter-unix|migrate-counter-netns|\
+migrate-dirtier-busy|migrate-counter-refused)
 	need_kvm
 	counter_elf=$(guest counter) || exit 1
 	dirtier_elf=$(guest dirtier) || exit 1
@@ -578,9 +579,9 @@ snapshot-restore|snapshot-restore-blk|migrate-loopback|migrate-unix|migrate-netn
 	snapshot-restore-blk)
 		truncate -s 1M "$T/d.img"
 		snapshot_counter "ticks=200 blk=1" --disk "$T/d.img" ;;
-	migrate-loopback) migrate_counter "tcp:127.0.0.1:$port" ;;
-	migrate-unix) migrate_counter "unix:$T/mig.sock" ;;
-	migrate-netns)
+	migrate-counter-loopback) migrate_counter "tcp:127.0.0.1:$port" ;;
+	migrate-counter-unix) migrate_counter "unix:$T/mig.sock" ;;
+	migrate-counter-netns)
 		[ "$(id -u)" = 0 ] || skip "network namespaces need root"
 		command -v ip >/dev/null || skip "ip (iproute2) not installed"
 		ns_a=wafer-mig-a-$$ ns_b=wafer-mig-b-$$
@@ -593,7 +594,7 @@ snapshot-restore|snapshot-restore-blk|migrate-loopback|migrate-unix|migrate-netn
 		ip -n "$ns_a" link set lo up && ip -n "$ns_b" link set lo up ||
 			fail "cannot configure the veth pair"
 		migrate_counter "tcp:10.231.7.1:$port" "$ns_a" "$ns_b" ;;
-	migrate-busy)
+	migrate-dirtier-busy)
 		# The dirtier rewrites 384 MiB as fast as it can: pre-copy cannot
 		# keep up without auto-converge under a 20 ms downtime target.
 		url=tcp:127.0.0.1:$port
@@ -620,7 +621,7 @@ snapshot-restore|snapshot-restore-blk|migrate-loopback|migrate-unix|migrate-netn
 			t = substr($NF, 3) + 0; if (n++ && t - last > gap) gap = t - last; last = t }
 			END { printf "dirtier: longest step between progress lines %.1f ms (every 500 ms)\n", gap / 1e6 }'
 		no_sanitizer ;;
-	migrate-refused)
+	migrate-counter-refused)
 		# A receiver with another CPU template refuses; the source goes on.
 		url=tcp:127.0.0.1:$port
 		vm "$dst" "$T/dst.out" --incoming "$url" --cpu-template baseline; dpid=$VPID

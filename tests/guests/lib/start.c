@@ -72,6 +72,21 @@ uint64_t cmdline_get_u64(const char *key, uint64_t def)
 	return def;
 }
 
+int pvh_ram_covers(const struct hvm_start_info *si, uint64_t base, uint64_t len)
+{
+	const struct hvm_memmap_table_entry *e;
+
+	if (!si || si->magic != HVM_START_MAGIC || si->version < 1 || !si->memmap_paddr ||
+	    si->memmap_paddr >= 0x100000000ull)
+		return -1;
+	e = (const struct hvm_memmap_table_entry *)(uintptr_t)si->memmap_paddr;
+	for (uint32_t i = 0; i < si->memmap_entries; i++)
+		if (e[i].type == HVM_MEMMAP_TYPE_RAM && e[i].addr <= base &&
+		    base + len <= e[i].addr + e[i].size)
+			return 1;
+	return 0;
+}
+
 /* Called from crt0.S on the boot stack. */
 void guest_start(struct hvm_start_info *si);
 void guest_start(struct hvm_start_info *si)
