@@ -787,6 +787,161 @@ boot-virtio-net)
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	grep -q 'net rx ok' "$T/out" || fail "no ARP reply received" ;;
 boot-highmem)  need_kvm; expect_guest 0 'hello from wafer guest' run --kernel "$(guest hello)" --memory 5G ;;
+# ---- hostile guests beside a well-behaved one (need KVM) -------------------
+# tests/guests/hostile_*.c break the virtio and PCI rules on purpose. The
+# hostile VM's wafer must run its guest to the end (status 0: every trick
+# survived and the device recovered each time), say in its log what it
+# refused (wafer's own texts: src/devices/virtio/queue.c, virtio.c, pci.c,
+# blk.c, rng.c, net.c and src/devices/pci.c), keep that log rate-limited
+# (the storm of broken chains must not give a line each), leave the disk
+# untouched, and disturb nothing else: a second VM runs the counter guest
+# (reports every 100 ms, checked by check-counter.sh) the whole time and
+# must finish with no report missing and no long gap.
+hostile-virtq|hostile-pci|hostile-net)
+	need_kvm
+	hostile_elf=$(guest "${CASE/-/_}") || exit 1
+	here=$(dirname "$0")
+	pace=300 bypid="" ns=""
+	hostile_cleanup() {
+		[ -n "$bypid" ] && kill -9 "$bypid" 2>/dev/null
+		[ -n "$ns" ] && ip netns del "$ns" 2>/dev/null
+		rm -rf "$T"
+	}
+	trap hostile_cleanup EXIT
+	# The log lines each trick must leave (fixed strings), and the guest
+	# lines that say which tricks ended with the device in needs-reset.
+	want_log=() want_reset=()
+	case $CASE in
+	hostile-virtq)
+		for r in "buffer outside guest RAM" "descriptor loop or chain longer than the queue" \
+			 "descriptor next index out of range" "avail ring head out of range" \
+			 "avail index jumped" "indirect descriptor without VIRTIO_F_INDIRECT_DESC" \
+			 "nested indirect descriptor" "indirect descriptor with NEXT set" \
+			 "bad indirect table length" "indirect table outside guest RAM" \
+			 "loop in indirect descriptor table" "too many segments in one chain" \
+			 "device-readable buffer after a device-writable one" \
+			 "queue rings outside guest RAM or misaligned" \
+			 "queue size not a power of two within the maximum" "DRIVER_OK without FEATURES_OK"; do
+			want_log+=("virtio-blk: $r; device needs reset" "virtio-rng: $r; device needs reset")
+		done
+		want_log+=("virtio-blk: request without a status byte; device needs reset"
+			   "virtio-blk: request header shorter than 16 bytes; device needs reset"
+			   "virtio-rng: request with device-readable buffers; returned unused"
+			   "similar messages suppressed")
+		for t in desc-past-ram desc-mmio-hole len-near-4g addr-wraps desc-self-loop \
+			 chain-longer-than-queue next-out-of-range head-out-of-range avail-idx-jump \
+			 indirect-unnegotiated indirect-nested indirect-with-next indirect-odd-len \
+			 indirect-empty indirect-in-hole indirect-loop too-many-segments \
+			 readable-after-writable used-ring-past-ram desc-table-in-hole ring-misaligned \
+			 queue-size-3 queue-size-0 queue-size-over-max driver-ok-without-features-ok; do
+			want_reset+=("blk $t" "rng $t")
+		done
+		want_reset+=("blk desc-own-bar" "blk blk-no-status" "blk blk-short-header")
+		cmd="pace_ms=$pace storm=300" ticks=500 ;;
+	hostile-pci)
+		for a in 0x1000000 0x100000 0xe0000000 0xfec00000 0xfee00000 0xffff0000; do
+			want_log+=("pci virtio-rng: BAR0 at $a outside the PCI window, ignored")
+		done
+		cmd="pace_ms=$pace" ticks=250 ;;
+	hostile-net)
+		[ "$(id -u)" = 0 ] || skip "needs root for a tap in a network namespace"
+		for r in "chain shorter than the virtio-net header" "frame shorter than an Ethernet header" \
+			 "frame longer than 65550 bytes" "NEEDS_CSUM without VIRTIO_NET_F_CSUM" \
+			 "gso_type unknown or not negotiated" "ECN bit on a non-GSO frame"; do
+			want_log+=("virtio-net wtap0: tx frame dropped: $r")
+		done
+		want_log+=("virtio-net: buffer outside guest RAM; device needs reset"
+			   "virtio-net: rx buffer smaller than the virtio-net header; device needs reset"
+			   "virtio-net: descriptor loop or chain longer than the queue; device needs reset")
+		want_reset=(tx-len-near-4g rx-zero-length rx-shorter-than-header rx-device-readable
+			    rx-past-ram rx-self-loop)
+		cmd="pace_ms=$pace src_ip=0xc0a84e02 dst_ip=0xc0a84e01" ticks=250
+		ip netns add "wafer-hn-$$" || skip "cannot create a network namespace"
+		ns=wafer-hn-$$
+		ip -n "$ns" tuntap add wtap0 mode tap || fail "cannot create the tap"
+		ip -n "$ns" addr add 192.168.78.1/24 dev wtap0 && ip -n "$ns" link set wtap0 up ||
+			fail "cannot configure the tap" ;;
+	esac
+	# The bystander: counter when it is built, else echo (it runs until told
+	# to stop, and must still echo afterwards).
+	if [ -f "$GUESTS/counter.elf" ] && [ -x "$here/check-counter.sh" ]; then
+		by=counter
+		"$WAFER" run --kernel "$GUESTS/counter.elf" --memory 64M --cmdline "ticks=$ticks" --no-api \
+			</dev/null >"$T/by.out" 2>"$T/by.err" &
+		bypid=$!
+		started='^tick=1 '
+	else
+		by=echo
+		mkfifo "$T/by.in"
+		"$WAFER" run --kernel "$(guest echo)" --memory 64M --no-api <"$T/by.in" >"$T/by.out" 2>"$T/by.err" &
+		bypid=$!
+		exec 7<>"$T/by.in"
+		started='echo ready'
+	fi
+	for _ in $(seq 300); do
+		grep -qE -- "$started" "$T/by.out" 2>/dev/null && break
+		kill -0 "$bypid" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -qE -- "$started" "$T/by.out" || { cat "$T/by.err"; fail "the bystander ($by) did not start"; }
+
+	head -c 512 /dev/urandom >"$T/d.img"; truncate -s 1M "$T/d.img"; cp "$T/d.img" "$T/d.orig"
+	if [ "$CASE" = hostile-net ]; then
+		timeout --kill-after=5 120 ip netns exec "$ns" "$WAFER" run --kernel "$hostile_elf" --memory 64M \
+			--log-level warn --no-api --net tap=wtap0,mac=52:54:00:12:34:57 --cmdline "$cmd" \
+			</dev/null >"$T/out" 2>"$T/err"; rc=$?
+	else
+		TIMEOUT=180 run_wafer run --kernel "$hostile_elf" --memory 64M --log-level warn --no-api \
+			--disk "$T/d.img" --cmdline "$cmd"
+	fi
+	by_running=0; kill -0 "$bypid" 2>/dev/null && by_running=1
+	bystander_done() {
+		[ "$by" = echo ] && { printf 'still-here q' >&7; exec 7>&-; }
+		for _ in $(seq 900); do kill -0 "$bypid" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$bypid" 2>/dev/null && fail "the bystander ($by) did not finish"
+		wait "$bypid"; byrc=$?; bypid=""
+	}
+	bystander_done
+	# The hostile VM.
+	[ $rc -eq 0 ] || fail "hostile VM: wafer exited $rc, expected 0 (the guest ran every trick)"
+	grep -q "${CASE} ok .* tricks, device still works" "$T/out" || fail "the guest did not get through its tricks"
+	grep -q 'Sanitizer' "$T/err" && fail "sanitizer report"
+	for l in "${want_log[@]}"; do
+		grep -qF -- "$l" "$T/err" || fail "the log lacks \"$l\""
+	done
+	for t in "${want_reset[@]}"; do
+		grep -qF -- "$CASE: $t: needs-reset, recovered" "$T/out" || fail "trick \"$t\" did not end in needs-reset"
+	done
+	if [ "$CASE" = hostile-pci ]; then
+		# The overlap message names the other device's BAR as the guest saw it.
+		blkbar=$(sed -n 's/.*, blk BAR0 at \(0x[0-9a-f]*\).*/\1/p' "$T/out" | head -n 1)
+		[ -n "$blkbar" ] || fail "the guest did not report blk's BAR"
+		grep -qF "pci virtio-rng: BAR0 at $blkbar overlaps another device, ignored" "$T/err" ||
+			fail "the log lacks the refused overlap with blk's BAR at $blkbar"
+		grep -q 'bar-moved-and-used: rng worked at 0xd0000000 and at home' "$T/out" ||
+			fail "rng did not work after a legal BAR move"
+		grep -q 'ECAM at 0xe0000000' "$T/out" || fail "the guest found no ECAM (MCFG) and left the ECAM tricks out"
+	fi
+	lines=$(wc -l <"$T/err")
+	echo "hostile VM: $lines log lines; reasons:"
+	sed -n 's/^wafer: warn: //p' "$T/err" | sed 's/0x[0-9a-f]*/0x.../g; s/([0-9]* similar/(N similar/' | sort | uniq -c
+	[ "$lines" -le 200 ] || fail "$lines log lines: not rate-limited"
+	[ "$CASE" = hostile-net ] || cmp -s "$T/d.img" "$T/d.orig" || fail "the disk image changed"
+	# The bystander.
+	[ $by_running = 1 ] || fail "the bystander ($by) finished before the hostile VM: no overlap (raise ticks)"
+	[ $byrc -eq 0 ] || { cat "$T/by.err"; fail "the bystander ($by) exited $byrc"; }
+	grep -q 'Sanitizer' "$T/by.err" && fail "sanitizer report from the bystander"
+	grep -qE 'needs reset|BAR|frame dropped' "$T/by.err" && fail "the bystander's log has the hostile VM's kind of messages"
+	if [ "$by" = counter ]; then
+		"$here/check-counter.sh" --done --min-ticks "$ticks" "$T/by.out" >"$T/check.log" 2>&1 ||
+			{ cat "$T/check.log"; fail "the bystander's reports do not check out"; }
+		cat "$T/check.log"
+		gap=$(sed -n 's/.*max_gap_ms=\([0-9]*\).*/\1/p' "$T/check.log")
+		[ -n "$gap" ] && [ "$gap" -lt 1000 ] || fail "the bystander stalled: longest gap between reports ${gap:-?} ms (nominal 100)"
+	else
+		grep -q 'still-here' "$T/by.out" && grep -q 'echo done' "$T/by.out" ||
+			fail "the bystander (echo) stopped echoing"
+	fi ;;
 *) echo "unknown case $CASE"; exit 1 ;;
 esac
 echo "PASS [$CASE]"
