@@ -227,8 +227,12 @@ struct api_server;
 
 /* Create the socket at path (parent directories made 0700 if missing, socket
  * 0600; a stale socket nobody listens on is replaced, a live one is -EADDRINUSE)
- * and start serving. 0 or -errno with err filled. */
+ * and start serving. thread_init (optional) runs on a short-lived thread
+ * that then starts libmicrohttpd, whose thread inherits what thread_init set
+ * up (wafer: the API's seccomp filter, in force before the first request);
+ * its failure (0 or -errno with err) fails the start. 0 or -errno with err. */
 int api_server_start(struct api_server **out, const char *path, struct api_router *r,
+		     int (*thread_init)(void *arg, char *err, size_t errlen), void *arg,
 		     char *err, size_t errlen);
 /* Stop serving, close connections, remove the socket file. */
 void api_server_stop(struct api_server *s);

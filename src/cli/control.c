@@ -36,6 +36,8 @@ int run_ctl_init(struct run_ctl *c, const struct vm_config *base, bool direct)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->start_cond, NULL);
+	c->main_thread = pthread_self();
 	c->base = *base;
 	c->direct = direct;
 	c->start_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -49,6 +51,7 @@ void run_ctl_destroy(struct run_ctl *c)
 	c->built = false;
 	if (c->start_efd >= 0)
 		close(c->start_efd);
+	pthread_cond_destroy(&c->start_cond);
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -164,16 +167,14 @@ static void run_ctl_apply_logger(const struct api_logger *l)
 	}
 }
 
-static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size_t errlen)
+/* Caller holds c->lock. */
+static int ctl_build(struct run_ctl *c, const struct api_config *cfg, char *err, size_t errlen)
 {
-	struct run_ctl *c = opaque;
 	int rc;
 
-	pthread_mutex_lock(&c->lock);
 	if (c->built) {
-		rc = -EALREADY;
 		snprintf(err, errlen, "the VM is already built");
-		goto out;
+		return -EALREADY;
 	}
 	c->acfg = *cfg;
 	if (c->direct)
@@ -188,13 +189,42 @@ static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size
 	if (rc) {
 		snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : strerror(-rc));
 		vm_destroy(&c->vm);
-		goto out;
+		return rc;
 	}
 	c->built = true;
 	clock_gettime(CLOCK_MONOTONIC, &c->started_at);
 	uint64_t one = 1;
 	if (write(c->start_efd, &one, sizeof(one)) < 0)
 		rc = -errno;
+	return rc;
+}
+
+static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	uint64_t one = 1;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	if (pthread_equal(pthread_self(), c->main_thread) || c->built) {
+		rc = ctl_build(c, cfg, err, errlen);
+	} else if (c->main_gone) {
+		rc = -ESHUTDOWN;
+		snprintf(err, errlen, "wafer is stopping");
+	} else {
+		c->start_cfg = cfg;
+		c->start_pending = true;
+		if (write(c->start_efd, &one, sizeof(one)) < 0) {
+			rc = -errno;
+			c->start_pending = false;
+			snprintf(err, errlen, "eventfd: %s", strerror(-rc));
+			goto out;
+		}
+		while (c->start_pending)
+			pthread_cond_wait(&c->start_cond, &c->lock);
+		rc = c->start_rc;
+		snprintf(err, errlen, "%s", c->start_err);
+	}
 out:
 	pthread_mutex_unlock(&c->lock);
 	return rc;
@@ -503,7 +533,40 @@ const struct api_controller_ops run_ctl_ops = {
 	.update_net_limiter = ctl_update_net_limiter,
 };
 
-/* Block until start() built a VM or a terminating signal arrives. */
+/* Main thread: build what start() posted from the API thread. */
+static bool run_ctl_serve_start(struct run_ctl *c)
+{
+	uint64_t v;
+
+	(void)!read(c->start_efd, &v, sizeof(v));
+	pthread_mutex_lock(&c->lock);
+	if (c->start_pending) {
+		c->start_err[0] = '\0';
+		c->start_rc = ctl_build(c, c->start_cfg, c->start_err, sizeof(c->start_err));
+		c->start_pending = false;
+		pthread_cond_broadcast(&c->start_cond);
+	}
+	bool built = c->built;
+	pthread_mutex_unlock(&c->lock);
+	return built;
+}
+
+/* No more builds on the main thread: fail a start() that waits for one. */
+static void run_ctl_stop_serving(struct run_ctl *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->main_gone = true;
+	if (c->start_pending) {
+		c->start_rc = -ESHUTDOWN;
+		snprintf(c->start_err, sizeof(c->start_err), "wafer is stopping");
+		c->start_pending = false;
+		pthread_cond_broadcast(&c->start_cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Block until a VM is built (by the flags, or here for start()) or a
+ * terminating signal arrives. */
 static int run_ctl_wait_start(struct run_ctl *c)
 {
 	sigset_t sigs;
@@ -523,7 +586,7 @@ static int run_ctl_wait_start(struct run_ctl *c)
 			rc = -errno;
 			break;
 		}
-		if (p[0].revents)
+		if (p[0].revents && run_ctl_serve_start(c))
 			break;
 		if (p[1].revents) {
 			log_info("stopped by a signal before the VM was started");
@@ -533,6 +596,7 @@ static int run_ctl_wait_start(struct run_ctl *c)
 	}
 	if (sfd >= 0)
 		close(sfd);
+	run_ctl_stop_serving(c);
 	return rc;
 }
 

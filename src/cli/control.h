@@ -25,6 +25,16 @@ struct run_ctl {
 	enum run_policy on_poweroff, on_reboot, on_crash;
 	struct timespec started_at;
 	char metrics_path[API_PATH_MAX];
+	/* InstanceStart from the API thread is built on the main thread: the
+	 * API's seccomp filter does not allow opening files or KVM set-up.
+	 * start() posts the config and waits on start_cond (under lock). */
+	pthread_t main_thread;
+	pthread_cond_t start_cond;
+	const struct api_config *start_cfg;
+	bool start_pending;
+	bool main_gone;             /* the main thread no longer takes starts */
+	int start_rc;
+	char start_err[API_ERR_MAX];
 };
 
 extern const struct api_controller_ops run_ctl_ops;

@@ -14,11 +14,20 @@
 #include "cli/control.h"
 #include "jail/cgroups.h"
 #include "jail/namespaces.h"
+#include "jail/seccomp.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
 #include "vmm/vm.h"
 
 #define RUN_MAX_VCPUS 1024   /* hard cap before asking KVM for its own limit */
+
+/* Sanitizer runtimes make system calls of their own (LeakSanitizer clones
+ * and ptraces at exit), so their builds filter only when asked to. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RUN_SECCOMP_DEFAULT SECCOMP_OFF
+#else
+#define RUN_SECCOMP_DEFAULT SECCOMP_ON
+#endif
 
 static const char run_usage[] =
 "Usage: wafer run --kernel PATH [options]\n"
@@ -56,7 +65,7 @@ static const char run_usage[] =
 "  --cpu-affinity LIST   pin vCPU i to the i-th host CPU of LIST (e.g. 0,2-3;\n"
 "                        reused round-robin)\n"
 "\n"
-"Jail (root only; like Firecracker's jailer, no seccomp filter yet):\n"
+"Jail (root only; like Firecracker's jailer):\n"
 "  --jail                run the VMM in new mount and PID namespaces, pivoted into\n"
 "                        BASE/NAME/root holding only its files (/kernel, /initrd,\n"
 "                        /diskN.img, /dev/kvm, /dev/net/tun, /dev/null,\n"
@@ -66,6 +75,11 @@ static const char run_usage[] =
 "  --uid U, --gid G      ids the jailed VMM runs as (default: 65534, nobody)\n"
 "  --chroot-base DIR     BASE (default: " JAIL_BASE_DEFAULT ")\n"
 "  --netns PATH          join this network namespace first (e.g. /var/run/netns/X)\n"
+"  --seccomp MODE        system call filters per thread role (vCPU, I/O, API,\n"
+"                        main; README lists each role's calls): on (default: a\n"
+"                        forbidden call logs the role and the call, and wafer\n"
+"                        exits 5), log (allowed, logged by the kernel's audit\n"
+"                        log: to find a missing call) or off (debugging)\n"
 "\n"
 "Control (Firecracker-compatible REST API on a unix socket, mode 0600):\n"
 "  --api-sock PATH       API socket (default: $XDG_RUNTIME_DIR/wafer/NAME/api.sock,\n"
@@ -88,6 +102,8 @@ static const char run_usage[] =
 "  1  bad input or host error    4  stopped by Ctrl-A x or a signal\n"
 "  2  guest crashed (triple fault, KVM internal error; a one-line diagnosis\n"
 "     with the exit reason and RIP goes to stderr)\n"
+"  5  a thread made a system call its seccomp filter forbids (stderr names\n"
+"     the thread role and the call)\n"
 "  A guest that writes V to I/O port 0xf4 makes wafer exit with V & 0xff.\n"
 "\n"
 "Environment:\n"
@@ -97,7 +113,7 @@ enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMP
        OPT_PVH, OPT_LOG_LEVEL, OPT_DISK, OPT_NET, OPT_RNG, OPT_NO_RNG, OPT_NAME,
        OPT_API_SOCK, OPT_NO_API, OPT_API_ONLY, OPT_CONFIG, OPT_ON_POWEROFF, OPT_ON_REBOOT,
        OPT_ON_CRASH, OPT_LOG_FORMAT, OPT_CPU_WEIGHT, OPT_CPU_CAP, OPT_MEM_LIMIT,
-       OPT_CPU_AFFINITY, OPT_JAIL, OPT_UID, OPT_GID, OPT_CHROOT_BASE, OPT_NETNS };
+       OPT_CPU_AFFINITY, OPT_JAIL, OPT_UID, OPT_GID, OPT_CHROOT_BASE, OPT_NETNS, OPT_SECCOMP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -130,6 +146,7 @@ static const struct option run_options[] = {
 	{ "gid", required_argument, NULL, OPT_GID },
 	{ "chroot-base", required_argument, NULL, OPT_CHROOT_BASE },
 	{ "netns", required_argument, NULL, OPT_NETNS },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -343,6 +360,7 @@ struct run_opts {
 	bool no_api, api_only;
 	const char *config;
 	enum run_policy on_poweroff, on_reboot, on_crash;
+	enum seccomp_mode seccomp;
 };
 
 /* "0,2-3": host CPUs this process may use, in order. */
@@ -488,6 +506,12 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			o->jail.netns = optarg;
 			o->jail_flag = "--netns";
 			break;
+		case OPT_SECCOMP:
+			if (seccomp_mode_parse(optarg, &o->seccomp)) {
+				log_error("--seccomp %s: expected on, log or off", optarg);
+				return -1;
+			}
+			break;
 		case OPT_API_SOCK: o->api_sock = optarg; break;
 		case OPT_NO_API: o->no_api = true; break;
 		case OPT_API_ONLY: o->api_only = true; break;
@@ -588,8 +612,18 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++)
 		cfg->nets[i].vm_name = cfg->name;
+	cfg->rebuilds = o->on_poweroff == POLICY_RESTART || o->on_reboot == POLICY_RESTART ||
+			o->on_crash == POLICY_RESTART;
 	log_set_vm_name(cfg->name);
 	return 0;
+}
+
+/* Runs on the thread that starts libmicrohttpd: its thread inherits this. */
+static int run_api_confine(void *arg, char *err, size_t errlen)
+{
+	int rc = seccomp_install_inherited(SECCOMP_ROLE_API, err, errlen);
+	*(bool *)arg = rc != 0;
+	return rc;
 }
 
 static void run_pidfile(const char *sock, char *pidfile, size_t len)
@@ -616,6 +650,7 @@ int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	struct run_strings rs = { .n = 0 };
 	struct run_opts o = { .on_poweroff = POLICY_DESTROY, .cg = { .weight = CG_WEIGHT_DEFAULT },
+			      .seccomp = RUN_SECCOMP_DEFAULT,
 			      .jail = { .uid = JAIL_ID_DEFAULT, .gid = JAIL_ID_DEFAULT,
 					.base = JAIL_BASE_DEFAULT } };
 	struct cg_state cg = { .ndirs = 0 };
@@ -665,6 +700,13 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		cg.ndirs = 0;  /* the parent removes the groups once we are gone */
 	}
+	/* Filters come after the jail (which needs mount, pivot_root, setuid);
+	 * each thread installs its own before it serves (see jail/seccomp.c). */
+	rc = seccomp_prepare(o.seccomp);
+	if (rc) {
+		log_error("--seccomp: %s", strerror(-rc));
+		goto out;
+	}
 	ctl = calloc(1, sizeof(*ctl));
 	acfg = calloc(1, sizeof(*acfg));
 	if (!ctl || !acfg || run_ctl_init(ctl, &cfg, !o.api_only && !o.config)) {
@@ -704,8 +746,10 @@ int cmd_run(int argc, char **argv)
 			log_error("--name %s: no default API socket path; use --api-sock or --no-api", cfg.name);
 			goto out;
 		}
-		if (api_server_start(&server, path, router, err, sizeof(err))) {
-			log_error("--api-sock %s", err);
+		bool confine_failed = false;
+		if (api_server_start(&server, path, router, run_api_confine, &confine_failed, err,
+				     sizeof(err))) {
+			log_error("%s %s", confine_failed ? "--seccomp:" : "--api-sock", err);
 			goto out;
 		}
 		log_info("API socket: %s", path);

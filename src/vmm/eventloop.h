@@ -19,6 +19,9 @@ struct eventloop {
 	int running;
 	pthread_mutex_t lock;
 	struct eventloop_reg *regs[EVENTLOOP_MAX_REGS];
+	/* Optional: runs first on the loop's thread (the VM confines it). */
+	void (*thread_init)(void *arg);
+	void *thread_init_arg;
 };
 
 int eventloop_init(struct eventloop *l);

@@ -179,6 +179,7 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	vm_vcpu_confine(vm);   /* seccomp, before the first KVM_RUN */
 
 	while (atomic_load(&vm->stop_reason) == VM_RUNNING) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

@@ -9,6 +9,9 @@ TESTSERVER=${TESTSERVER:?TESTSERVER must point to api_testserver}
 LOADGEN=${LOADGEN:-}
 command -v curl >/dev/null || { echo "SKIP: curl is not installed (guest/setup.sh installs it)"; exit 77; }
 
+# The server thread runs under wafer's API seccomp filter (a forbidden call
+# ends the server with exit status 5 and a line naming it).
+export WAFER_SECCOMP=${WAFER_SECCOMP:-on}
 T=$(mktemp -d /tmp/wafer-api.XXXXXX)
 SOCK=$T/run/vm1/api.sock
 SRV_PID=

@@ -1,7 +1,8 @@
 /* The real control-API HTTP server and router in front of a fake VMM, for
  * tests/integration/api.sh (no KVM needed). Serves until SIGTERM/SIGINT.
  * Usage: api_testserver SOCKET [--config FILE]
- * Env: FAKE_START_ERROR=text makes InstanceStart fail with that reason. */
+ * Env: FAKE_START_ERROR=text makes InstanceStart fail with that reason;
+ * WAFER_SECCOMP=on|log puts the server's thread under wafer's API filter. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "jail/seccomp.h"
 
 struct fake_vmm {
 	unsigned vcpus;
@@ -142,6 +144,12 @@ static int fake_console_attach(void *o, int fd, void (*done)(void *), void *arg)
 	return 0;
 }
 
+static int confine_api(void *arg, char *err, size_t errlen)
+{
+	(void)arg;
+	return seccomp_install_inherited(SECCOMP_ROLE_API, err, errlen);
+}
+
 static const struct api_controller_ops fake_ops = {
 	.start = fake_start, .pause = fake_pause, .resume = fake_resume,
 	.send_ctrl_alt_del = fake_noop, .flush_metrics = fake_noop, .get_metrics = fake_metrics,
@@ -182,7 +190,14 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (api_server_start(&server, argv[1], router, err, sizeof(err))) {
+	enum seccomp_mode mode = SECCOMP_OFF;
+	const char *sc = getenv("WAFER_SECCOMP");
+	if (sc && (seccomp_mode_parse(sc, &mode) || seccomp_prepare(mode))) {
+		fprintf(stderr, "api_testserver: WAFER_SECCOMP=%s: expected on, log or off\n", sc);
+		goto out;
+	}
+	if (api_server_start(&server, argv[1], router, mode == SECCOMP_OFF ? NULL : confine_api, NULL,
+			     err, sizeof(err))) {
 		fprintf(stderr, "api_testserver: %s\n", err);
 		goto out;
 	}
