@@ -12,6 +12,7 @@ static const struct command commands[] = {
 	{ "stop", cmd_stop, "stop a VM: Ctrl-Alt-Del, then hard after a timeout" },
 	{ "stats", cmd_stats, "exits per vCPU and reason, device counters" },
 	{ "console", cmd_console, "attach to a VM's serial console (Ctrl-] detaches)" },
+	{ "set", cmd_set, "change a running VM's CPU weight, CPU cap, memory limit" },
 };
 
 static void main_usage(FILE *f)

@@ -16,5 +16,6 @@ int cmd_resume(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_console(int argc, char **argv);
+int cmd_set(int argc, char **argv);
 
 #endif

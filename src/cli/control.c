@@ -517,6 +517,43 @@ out:
 	return rc;
 }
 
+/* PATCH /machine-config on a running VM: the cgroup limits. */
+static int ctl_update_resources(void *opaque, const struct api_resources *res, char *err,
+				size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	struct cg_config want;
+	unsigned what = 0;
+	int rc = -ENOTSUP;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->cg) {
+		snprintf(err, errlen, "this VM has no resource controls");
+		goto out;
+	}
+	want = c->cg->cur;
+	if (res->has_cpu_weight) {
+		want.weight = res->cpu_weight;
+		what |= CG_SET_WEIGHT;
+	}
+	if (res->has_cpu_cap) {
+		want.cap_pct = res->cpu_cap;
+		what |= CG_SET_CAP;
+	}
+	if (res->has_memory_limit) {
+		want.mem_limit = res->memory_limit_mib << 20;
+		what |= CG_SET_MEM;
+	}
+	rc = cg_update(c->cg, &want, what, err, errlen);
+	if (!rc)
+		log_info("resources now: CPU weight %u, CPU cap %u%%, memory limit %llu MiB (0: none)",
+			 c->cg->cur.weight, c->cg->cur.cap_pct,
+			 (unsigned long long)(c->cg->cur.mem_limit >> 20));
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 const struct api_controller_ops run_ctl_ops = {
 	.start = ctl_start,
 	.pause = ctl_pause,
@@ -531,6 +568,7 @@ const struct api_controller_ops run_ctl_ops = {
 	.console_attach = ctl_console_attach,
 	.update_drive_limiter = ctl_update_drive_limiter,
 	.update_net_limiter = ctl_update_net_limiter,
+	.update_resources = ctl_update_resources,
 };
 
 /* Main thread: build what start() posted from the API thread. */

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "jail/cgroups.h"
 #include "vmm/vm.h"
 
 enum run_policy { POLICY_DESTROY, POLICY_RESTART, POLICY_PRESERVE };
@@ -25,6 +26,7 @@ struct run_ctl {
 	enum run_policy on_poweroff, on_reboot, on_crash;
 	struct timespec started_at;
 	char metrics_path[API_PATH_MAX];
+	struct cg_state *cg;        /* the VM's cgroups (run-time limit changes); may be NULL */
 	/* InstanceStart from the API thread is built on the main thread: the
 	 * API's seccomp filter does not allow opening files or KVM set-up.
 	 * start() posts the config and waits on start_cond (under lock). */

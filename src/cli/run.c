@@ -62,6 +62,9 @@ static const char run_usage[] =
 "  --cpu-weight W        relative CPU weight 1..65535 (default 256)\n"
 "  --cpu-cap PCT         at most PCT% of one host CPU for the whole VM (0: none)\n"
 "  --memory-limit SIZE   cgroup memory limit for the VM process (RAM + VMM)\n"
+"                        (these three change at run time with wafer set NAME or\n"
+"                        PATCH /machine-config; as root with the API, the VM is\n"
+"                        in its groups even without them)\n"
 "  --cpu-affinity LIST   pin vCPU i to the i-th host CPU of LIST (e.g. 0,2-3;\n"
 "                        reused round-robin)\n"
 "\n"
@@ -678,11 +681,18 @@ int cmd_run(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Resource limits first: guest RAM and every thread are accounted. */
-	if (cg_apply(&cg, cfg.name, &o.cg, err, sizeof(err))) {
+	/* Resource limits first: guest RAM and every thread are accounted. As
+	 * root with the API on, the VM gets its groups even without limits, so
+	 * PATCH /machine-config can set them later. */
+	bool cg_for_updates = geteuid() == 0 && !o.no_api;
+	if (cg_apply(&cg, cfg.name, &o.cg, cg_for_updates, err, sizeof(err))) {
 		log_error("--cpu-weight/--cpu-cap/--memory-limit: %s", err);
 		goto out;
 	}
+	if (cg_for_updates && cg.fd_weight < 0)
+		log_info("CPU limits cannot change at run time: %s", cg.why_cpu);
+	if (cg_for_updates && cg.fd_mem < 0)
+		log_info("the memory limit cannot change at run time: %s", cg.why_mem);
 	/* The jail next, before any file is parsed or the socket exists; the
 	 * parent only waits for the VMM (which shares its cgroups) and cleans up. */
 	if (o.jail.enabled) {
@@ -713,6 +723,7 @@ int cmd_run(int argc, char **argv)
 		log_error("out of memory");
 		goto out;
 	}
+	ctl->cg = &cg;
 	ctl->on_poweroff = o.on_poweroff;
 	ctl->on_reboot = o.on_reboot;
 	ctl->on_crash = o.on_crash;

@@ -352,12 +352,40 @@ cgroup-limits)
 	fi
 	kill -TERM "$WPID"; wait_wafer
 	ls -d /sys/fs/cgroup/*/wafer/"$name" /sys/fs/cgroup/wafer/"$name" 2>/dev/null && fail "cgroup left behind"
+	# As root with the API, the VM has its groups even without limits (so
+	# PATCH /machine-config can set them later): the defaults.
+	start_api --api-only --name "$name"
+	if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+		grep -qE "^[0-9]+:memory:/wafer/$name\$" /proc/$WPID/cgroup || fail "no memory group without limits"
+		cpu=$(dirname "$(ls -d /sys/fs/cgroup/cpu*/wafer/"$name"/cpu.shares | head -1)")
+		[ "$(cat "$cpu/cpu.shares")" = 1024 ] || fail "default cpu.shares $(cat "$cpu/cpu.shares")"
+		[ "$(cat "$cpu/cpu.cfs_quota_us")" = -1 ] || fail "default quota $(cat "$cpu/cpu.cfs_quota_us")"
+	fi
+	kill -TERM "$WPID"; wait_wafer
+	ls -d /sys/fs/cgroup/*/wafer/"$name" /sys/fs/cgroup/wafer/"$name" 2>/dev/null && fail "cgroup left behind"
+	# Without the API nothing can change them later: no groups.
+	run_wafer run --kernel /nonexistent --no-api --name "$name"
+	ls -d /sys/fs/cgroup/*/wafer/"$name" /sys/fs/cgroup/wafer/"$name" 2>/dev/null && fail "cgroup left behind"
+	# `wafer set` before InstanceStart: Firecracker's PATCH has no such fields.
+	"$WAFER" run --api-only --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
+	for _ in $(seq 100); do [ -S "/run/wafer/$name/api.sock" ] && break; sleep 0.05; done
+	"$WAFER" set "$name" --cpu-weight 512 2>"$T/set.err" && fail "wafer set before start succeeded"
+	grep -q 'cpu_weight.*changes only on a running microVM' "$T/set.err" || fail "wafer set before start: $(cat "$T/set.err")"
+	kill -TERM "$WPID"; wait_wafer
 	true ;;
 resource-bad)
 	expect_error 1 -- '--cpu-weight 0: expected 1..65535' run --kernel x --cpu-weight 0
 	expect_error 1 -- '--cpu-weight 70000: expected' run --kernel x --cpu-weight 70000
 	expect_error 1 -- '--cpu-cap -5: expected a percentage' run --kernel x --cpu-cap -5
 	expect_error 1 -- '--memory-limit 1M: expected a size of at least 16M' run --kernel x --memory-limit 1M
+	expect_error 1 -- '--cpu-weight 0: expected 1..65535' set x --cpu-weight 0
+	expect_error 1 -- '--cpu-weight 65536: expected 1..65535' set x --cpu-weight 65536
+	expect_error 1 -- '--cpu-cap lots: expected a percentage' set x --cpu-cap lots
+	expect_error 1 -- '--memory-limit 1000K: expected 0 \(none\) or whole MiB' set x --memory-limit 1000K
+	expect_error 1 -- '--memory-limit 8M: expected 0 \(none\) or whole MiB of at least 16M' set x --memory-limit 8M
+	expect_error 1 -- 'x: nothing to change' set x
+	expect_error 1 -- 'expected one VM name' set --cpu-weight 5
+	expect_error 1 -- 'no-such-vm-'"$$"': no such VM' set no-such-vm-$$ --cpu-weight 5
 	expect_error 1 -- '--cpu-affinity 0,99999: host CPU 99999' run --kernel x --cpu-affinity 0,99999
 	expect_error 1 -- '--cpu-affinity 3-1: expected a list' run --kernel x --cpu-affinity 3-1 ;;
 jail)

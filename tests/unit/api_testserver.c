@@ -144,6 +144,26 @@ static int fake_console_attach(void *o, int fd, void (*done)(void *), void *arg)
 	return 0;
 }
 
+/* Prints what it was asked for; a CPU weight of 7 is refused. */
+static int fake_update_resources(void *o, const struct api_resources *res, char *err, size_t errlen)
+{
+	(void)o;
+	if (res->has_cpu_weight && res->cpu_weight == 7) {
+		snprintf(err, errlen, "fake VMM refuses weight 7");
+		return -EINVAL;
+	}
+	printf("resources:");
+	if (res->has_cpu_weight)
+		printf(" cpu_weight=%u", res->cpu_weight);
+	if (res->has_cpu_cap)
+		printf(" cpu_cap=%u", res->cpu_cap);
+	if (res->has_memory_limit)
+		printf(" memory_limit_mib=%llu", (unsigned long long)res->memory_limit_mib);
+	printf("\n");
+	fflush(stdout);
+	return 0;
+}
+
 static int confine_api(void *arg, char *err, size_t errlen)
 {
 	(void)arg;
@@ -154,6 +174,7 @@ static const struct api_controller_ops fake_ops = {
 	.start = fake_start, .pause = fake_pause, .resume = fake_resume,
 	.send_ctrl_alt_del = fake_noop, .flush_metrics = fake_noop, .get_metrics = fake_metrics,
 	.console_check = fake_console_check, .console_attach = fake_console_attach,
+	.update_resources = fake_update_resources,
 };
 
 int main(int argc, char **argv)
