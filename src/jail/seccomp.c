@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <linux/seccomp.h>
 #include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -126,8 +127,10 @@ static const struct sc_rule sc_main[] = {
 
 /* Building a VM again (restart policy): the boot image, disks, taps
  * (recreated with a socket ioctl when they vanished with the old VM),
- * KVM setup, guest RAM, io_uring, the new threads. */
+ * KVM setup, guest RAM, io_uring, the new threads, which then install
+ * their own filters (a filter only ever narrows what is allowed). */
 static const struct sc_rule sc_build[] = {
+	SC_EQ(seccomp, 0, SECCOMP_SET_MODE_FILTER), SC_EQ(prctl, 0, PR_SET_NO_NEW_PRIVS),
 	SC(openat), SC(pread64), SC(fstat), SC(lseek), SC(flock), SC(fcntl), SC(sysinfo),
 	SC(eventfd2), SC(epoll_create1), SC(timerfd_create), SC(io_uring_setup),
 	SC(io_uring_register), SC(sched_getaffinity), SC(sched_setaffinity),
@@ -377,6 +380,12 @@ static int sc_install(enum seccomp_role role, bool inherited, char *err, size_t 
 out:
 	seccomp_release(ctx);
 	return rc;
+}
+
+void seccomp_name_thread(enum seccomp_role role)
+{
+	if (role < SECCOMP_ROLE__COUNT && sc_thread_role_id < 0)
+		sc_thread_role = sc_roles[role].name;
 }
 
 int seccomp_install(enum seccomp_role role, char *err, size_t errlen)

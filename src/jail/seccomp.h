@@ -49,6 +49,10 @@ int seccomp_install(enum seccomp_role role, char *err, size_t errlen);
  * such a thread is reported as this role. */
 int seccomp_install_inherited(enum seccomp_role role, char *err, size_t errlen);
 
+/* Name the calling thread's role for the SIGSYS line before it installs its
+ * filter (a thread created under another thread's filter). */
+void seccomp_name_thread(enum seccomp_role role);
+
 /* The allowlists as Markdown (README "System call filters"). */
 void seccomp_describe(FILE *f);
 

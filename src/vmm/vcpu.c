@@ -14,6 +14,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/emulate_fixup.h"
 #include "arch/x86/regs.h"
+#include "jail/seccomp.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -27,7 +28,12 @@ static void vcpu_kick_handler(int sig)
 
 void vcpu_signals_init(void)
 {
+	static bool done;   /* once: a restart builds on a filtered main thread */
 	struct sigaction sa;
+
+	if (done)
+		return;
+	done = true;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = vcpu_kick_handler;
 	sigemptyset(&sa.sa_mask);
@@ -174,6 +180,7 @@ static void *vcpu_thread(void *arg)
 	sigset_t set;
 	char name[16];
 
+	seccomp_name_thread(SECCOMP_ROLE_VCPU);
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
 	sigemptyset(&set);

@@ -238,6 +238,7 @@ static void vm_confine(struct vm *vm, enum seccomp_role role)
 
 static void vm_io_confine(void *arg)
 {
+	seccomp_name_thread(SECCOMP_ROLE_IO);
 	vm_confine(arg, SECCOMP_ROLE_IO);
 }
 

@@ -2,8 +2,9 @@
  * what the role's code paths call must pass (the vCPU child drives the real
  * platform devices through the PIO bus, the I/O child runs the real event
  * loop and io_uring disk backend, the API child serves HTTP with the real
- * server), a forbidden call must end the process with the log line; log and
- * off modes; the README's list matches the tables. */
+ * server, the main child tears down and rebuilds a VM up to opening KVM),
+ * a forbidden call must end the process with the log line; glibc's lazy
+ * file reads; log and off modes; the README's list matches the tables. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -675,12 +676,67 @@ static void main_allowed(void *arg)
 	close(sfd);
 }
 
+/* A VM built as far as it goes without KVM (the KVM device is a path that
+ * does not exist): boot image, guest RAM, the I/O event loop, a disk with
+ * io_uring, virtio-rng. */
+static struct vm built;
+static char built_kernel[600], built_disk[64];
+
+static void build_vm(bool rebuilds)
+{
+	char exe[512];
+
+	if (!built_disk[0]) {   /* the test's own set-up, once, before any filter */
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		CHECK(n > 0);
+		exe[n] = '\0';
+		*strrchr(exe, '/') = '\0';
+		snprintf(built_kernel, sizeof(built_kernel), "%s/../guests/hello.elf", exe);
+		snprintf(built_disk, sizeof(built_disk), "/tmp/wafer-seccomp-XXXXXX");
+		int fd = mkstemp(built_disk);
+		CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0 && close(fd) == 0);
+	}
+	struct vm_config cfg = {
+		.name = "built", .kernel = built_kernel, .cmdline = "", .cpu_template = "baseline",
+		.kvm_path = "/nonexistent/kvm", .ncpus = 1, .mem_size = 64ull << 20, .rng = 1,
+		.ndisks = 1, .disks = { { .path = built_disk, .id = "disk0" } }, .rebuilds = rebuilds,
+	};
+	CHECK(vm_create(&built, &cfg) == -ENOENT);
+}
+
+/* The restart itself: vm_destroy, then vm_create of the same VM on the
+ * confined main thread. */
+static void rebuild_vm(void *arg)
+{
+	(void)arg;
+	build_vm(true);   /* the first build: no filter yet */
+	vm_destroy(&built);
+	confine(SECCOMP_ON, SECCOMP_ROLE_MAIN_REBUILD);
+	build_vm(true);
+	vm_destroy(&built);
+	unlink(built_disk);
+}
+
+/* The main thread's teardown of what a build left (event loop, io_uring
+ * disk, guest RAM) under the plain main filter. */
+static void main_teardown(void *arg)
+{
+	(void)arg;
+	build_vm(false);
+	confine(SECCOMP_ON, SECCOMP_ROLE_MAIN);
+	vm_destroy(&built);
+	CHECK(unlink(built_disk) == 0);
+}
+
 static void test_main_allowed(void **state)
 {
 	struct child c;
 	(void)state;
 	run_child(main_allowed, NULL, &c);
 	expect_exit0(&c);
+	run_child(main_teardown, NULL, &c);
+	expect_exit0(&c);
+	assert_non_null(strstr(c.err, "/nonexistent/kvm: not present"));
 }
 
 static void main_thread(void *arg)
@@ -707,11 +763,25 @@ static void test_main_forbidden(void **state)
 	assert_int_equal(WTERMSIG(c.status), SIGSYS);
 }
 
+/* A vCPU thread of a rebuilt VM: born under the main thread's filter, it
+ * names itself, installs its own and runs. */
+static void *rebuilt_vcpu(void *arg)
+{
+	char err[256];
+	int fd = *(int *)arg;
+
+	pthread_setname_np(pthread_self(), "vcpu0");
+	CHECK(seccomp_install(SECCOMP_ROLE_VCPU, err, sizeof(err)) == 0);
+	CHECK(ioctl(fd, KVM_RUN, 0) < 0 && errno == ENOTTY);
+	return NULL;
+}
+
 /* With a restart policy the main thread builds again and creates threads
  * that then confine themselves. */
 static void rebuild_allowed(void *arg)
 {
 	(void)arg;
+	vcpu_signals_init();   /* the first build, before any filter */
 	confine(SECCOMP_ON, SECCOMP_ROLE_MAIN_REBUILD);
 	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	CHECK(fd >= 0);
@@ -720,8 +790,9 @@ static void rebuild_allowed(void *arg)
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	CHECK(s >= 0 && close(s) == 0);
 	pthread_t t;
-	CHECK(pthread_create(&t, NULL, yield_thread, NULL) == 0);
+	CHECK(pthread_create(&t, NULL, rebuilt_vcpu, &fd) == 0);
 	CHECK(pthread_join(t, NULL) == 0);
+	vcpu_signals_init();   /* vm_create calls it again on every build */
 }
 
 static void test_main_rebuild(void **state)
@@ -730,6 +801,9 @@ static void test_main_rebuild(void **state)
 	(void)state;
 	run_child(rebuild_allowed, NULL, &c);
 	expect_exit0(&c);
+	run_child(rebuild_vm, NULL, &c);
+	expect_exit0(&c);
+	assert_non_null(strstr(c.err, "/nonexistent/kvm: not present"));
 	expect_forbidden(SECCOMP_ROLE_MAIN_REBUILD, call_execve, SYS_execve, "execve");
 	expect_forbidden(SECCOMP_ROLE_MAIN_REBUILD, call_unix_socket, SYS_socket, "socket");
 	expect_forbidden(SECCOMP_ROLE_MAIN_REBUILD, call_fork, SYS_clone, "clone");
