@@ -14,6 +14,7 @@ static const struct command commands[] = {
 	{ "console", cmd_console, "attach to a VM's serial console (Ctrl-] detaches)" },
 	{ "snapshot", cmd_snapshot, "write a VM's state and memory to a directory" },
 	{ "migrate", cmd_migrate, "move a running VM to another wafer (live migration)" },
+	{ "set", cmd_set, "change a running VM's CPU weight, CPU cap, memory limit" },
 };
 
 static void main_usage(FILE *f)

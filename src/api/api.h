@@ -96,6 +96,19 @@ struct api_entropy {
 	struct api_rate_limiter rate_limiter;
 };
 
+/* wafer extension: PATCH /machine-config on a running VM changes its CPU
+ * weight (Xen credit2 scale), CPU cap and memory limit (its cgroups). */
+#define API_CPU_WEIGHT_MAX   65535
+#define API_CPU_CAP_MAX      (100 * 4096)   /* percent of one CPU */
+#define API_MEM_LIMIT_MIN_MIB 16
+
+struct api_resources {
+	bool has_cpu_weight, has_cpu_cap, has_memory_limit;
+	unsigned cpu_weight;           /* 1..API_CPU_WEIGHT_MAX */
+	unsigned cpu_cap;              /* percent of one CPU; 0 = no cap */
+	uint64_t memory_limit_mib;     /* 0 = no limit, else >= API_MEM_LIMIT_MIN_MIB */
+};
+
 /* Everything the API (or a config file) accumulates before InstanceStart. The
  * VMM maps it to its vm_config in start(); strings stay valid while the VM runs. */
 struct api_config {
@@ -201,6 +214,12 @@ struct api_controller_ops {
 	int (*update_net_limiter)(void *opaque, const char *iface_id,
 				  const struct api_rate_limiter *rx, const struct api_rate_limiter *tx,
 				  char *err, size_t errlen);
+	/* Optional: change the running VM's resource limits (PATCH
+	 * /machine-config after InstanceStart, a wafer extension). Only the
+	 * fields marked has_* change. 0, or -errno with err. NULL = such
+	 * PATCHes are refused. */
+	int (*update_resources)(void *opaque, const struct api_resources *res,
+				char *err, size_t errlen);
 };
 
 /* Snapshot ops (optional; NULL = the /snapshot paths answer 400). create:
@@ -286,8 +305,12 @@ struct api_server;
 
 /* Create the socket at path (parent directories made 0700 if missing, socket
  * 0600; a stale socket nobody listens on is replaced, a live one is -EADDRINUSE)
- * and start serving. 0 or -errno with err filled. */
+ * and start serving. thread_init (optional) runs on a short-lived thread
+ * that then starts libmicrohttpd, whose thread inherits what thread_init set
+ * up (wafer: the API's seccomp filter, in force before the first request);
+ * its failure (0 or -errno with err) fails the start. 0 or -errno with err. */
 int api_server_start(struct api_server **out, const char *path, struct api_router *r,
+		     int (*thread_init)(void *arg, char *err, size_t errlen), void *arg,
 		     char *err, size_t errlen);
 /* Stop serving, close connections, remove the socket file. */
 void api_server_stop(struct api_server *s);

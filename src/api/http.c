@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,10 +339,53 @@ out:
 	return rc;
 }
 
+/* The thread that starts libmicrohttpd after thread_init, so MHD's own
+ * thread (created from this one) inherits its set-up. */
+struct http_starter {
+	struct api_server *s;
+	int fd;
+	int (*thread_init)(void *arg, char *err, size_t errlen);
+	void *arg;
+	char *err;
+	size_t errlen;
+	int init_rc;
+};
+
+static void *http_starter_thread(void *p)
+{
+	struct http_starter *st = p;
+
+	st->init_rc = st->thread_init(st->arg, st->err, st->errlen);
+	if (st->init_rc)
+		return NULL;
+	/* One MHD-owned thread polls with epoll and runs every request; the
+	 * router's lock makes calls from elsewhere (config-file start) safe. */
+	st->s->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+				     MHD_ALLOW_UPGRADE, 0,
+				     NULL, NULL, http_access, st->s,
+				     MHD_OPTION_EXTERNAL_LOGGER, http_log, st->s,
+				     MHD_OPTION_LISTEN_SOCKET, st->fd,
+				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
+				     MHD_OPTION_NOTIFY_COMPLETED, http_completed, st->s,
+				     MHD_OPTION_END);
+	return NULL;
+}
+
+static int http_no_init(void *arg, char *err, size_t errlen)
+{
+	(void)arg, (void)err, (void)errlen;
+	return 0;
+}
+
 int api_server_start(struct api_server **out, const char *path, struct api_router *r,
+		     int (*thread_init)(void *arg, char *err, size_t errlen), void *arg,
 		     char *err, size_t errlen)
 {
+	struct http_starter st = { .thread_init = thread_init ? thread_init : http_no_init,
+				   .arg = arg, .err = err, .errlen = errlen };
 	struct api_server *s;
+	pthread_t t;
 	int fd = -1, rc;
 
 	*out = NULL;
@@ -356,17 +400,26 @@ int api_server_start(struct api_server **out, const char *path, struct api_route
 		goto out;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 
-	/* One MHD-owned thread polls with epoll and runs every request; the
-	 * router's lock makes calls from elsewhere (config-file start) safe. */
-	s->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-				     MHD_ALLOW_UPGRADE, 0,
-				     NULL, NULL, http_access, s,
-				     MHD_OPTION_EXTERNAL_LOGGER, http_log, s,
-				     MHD_OPTION_LISTEN_SOCKET, fd,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
-				     MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
-				     MHD_OPTION_END);
+	st.s = s;
+	st.fd = fd;
+	if (thread_init) {
+		rc = -pthread_create(&t, NULL, http_starter_thread, &st);
+		if (rc) {
+			snprintf(err, errlen, "%s: cannot start the API thread: %s", path, strerror(-rc));
+			unlink(path);
+			close(fd);
+			goto out;
+		}
+		pthread_join(t, NULL);
+	} else {
+		http_starter_thread(&st);
+	}
+	if (st.init_rc) {
+		rc = st.init_rc;
+		unlink(path);
+		close(fd);
+		goto out;
+	}
 	if (!s->daemon) {
 		rc = -EIO;
 		snprintf(err, errlen, "%s: starting the HTTP server failed", path);

@@ -289,17 +289,36 @@ static int check_cpu_template(const struct jctx *c, char *t)
 		     "JSON template path)", t);
 }
 
+static const char *const machine_fields[] = { "vcpu_count", "mem_size_mib", "smt",
+	"track_dirty_pages", "cpu_template", "huge_pages", NULL };
+/* wafer's run-time extension of PATCH /machine-config */
+static const char *const resource_fields[] = { "cpu_weight", "cpu_cap", "memory_limit_mib", NULL };
+
+/* The first key of obj (an object) that is in list, or NULL. */
+static const char *first_key_in(json_object *obj, const char *const *list)
+{
+	json_object_object_foreach(obj, key, val) {
+		(void)val;
+		if (in_list(key, list))
+			return key;
+	}
+	return NULL;
+}
+
 static int parse_machine_obj(const struct jctx *c, json_object *obj, bool partial,
 			     struct api_machine *m)
 {
-	static const char *const fields[] = { "vcpu_count", "mem_size_mib", "smt",
-		"track_dirty_pages", "cpu_template", "huge_pages", NULL };
 	static const char *const huge[] = { "None", "Transparent", "2M", NULL };
+	const char *key;
 	uint64_t v;
 	bool have;
 	int rc, e;
 
-	if ((rc = check_fields(c, obj, fields)))
+	if (partial && json_object_is_type(obj, json_type_object) &&
+	    (key = first_key_in(obj, resource_fields)))
+		return jfail(c, "\"%s\": changes only on a running microVM (a wafer extension); "
+			     "before that, give --cpu-weight, --cpu-cap or --memory-limit to wafer run", key);
+	if ((rc = check_fields(c, obj, machine_fields)))
 		return rc;
 	if ((rc = get_uint(c, obj, "vcpu_count", !partial, 1, API_MAX_VCPUS, &v, &have)))
 		return rc;
@@ -329,6 +348,39 @@ static int parse_machine_obj(const struct jctx *c, json_object *obj, bool partia
 		return jfail(c, "\"vcpu_count\": must be 1 or even when smt is enabled");
 	if (m->huge_pages == API_HUGE_2M && m->mem_size_mib % 2)
 		return jfail(c, "\"mem_size_mib\": must be a multiple of 2 with 2M huge pages");
+	return 0;
+}
+
+static int parse_resources_obj(const struct jctx *c, json_object *obj, struct api_resources *r)
+{
+	const char *key;
+	uint64_t v;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (json_object_is_type(obj, json_type_object) && (key = first_key_in(obj, machine_fields)))
+		return jfail(c, "\"%s\": cannot change after the microVM started (only cpu_weight, "
+			     "cpu_cap and memory_limit_mib can)", key);
+	if ((rc = check_fields(c, obj, resource_fields)))
+		return rc;
+	if ((rc = get_uint(c, obj, "cpu_weight", false, 1, API_CPU_WEIGHT_MAX, &v, &r->has_cpu_weight)))
+		return rc;
+	if (r->has_cpu_weight)
+		r->cpu_weight = (unsigned)v;
+	if ((rc = get_uint(c, obj, "cpu_cap", false, 0, API_CPU_CAP_MAX, &v, &r->has_cpu_cap)))
+		return rc;
+	if (r->has_cpu_cap)
+		r->cpu_cap = (unsigned)v;
+	if ((rc = get_uint(c, obj, "memory_limit_mib", false, 0, API_MAX_MEM_MIB, &v,
+			   &r->has_memory_limit)))
+		return rc;
+	if (r->has_memory_limit && v && v < API_MEM_LIMIT_MIN_MIB)
+		return jfail(c, "\"memory_limit_mib\": %llu is below the minimum of %d (0 = no limit)",
+			     (unsigned long long)v, API_MEM_LIMIT_MIN_MIB);
+	if (r->has_memory_limit)
+		r->memory_limit_mib = v;
+	if (!r->has_cpu_weight && !r->has_cpu_cap && !r->has_memory_limit)
+		return jfail(c, "nothing to change: give cpu_weight, cpu_cap or memory_limit_mib");
 	return 0;
 }
 
@@ -644,6 +696,12 @@ int api_json_parse_machine(const char *body, size_t len, const struct api_machin
 
 #define PARSE_INTO(type, fn, ...)                                                \
 	({ type tmp_; int r_ = fn(&c, obj, ##__VA_ARGS__, &tmp_); if (!r_) *out = tmp_; r_; })
+
+int api_json_parse_resources(const char *body, size_t len, struct api_resources *out,
+			     char *err, size_t errlen)
+{
+	PARSE_BODY(body, len, err, errlen, PARSE_INTO(struct api_resources, parse_resources_obj));
+}
 
 int api_json_parse_boot_source(const char *body, size_t len, struct api_boot_source *out,
 			       char *err, size_t errlen)

@@ -19,6 +19,11 @@ enum api_action { API_ACTION_INSTANCE_START, API_ACTION_SEND_CTRL_ALT_DEL,
  * reset to defaults) or PATCH (partial = true: fields merge into *base). */
 int api_json_parse_machine(const char *body, size_t len, const struct api_machine *base,
 			   bool partial, struct api_machine *out, char *err, size_t errlen);
+/* PATCH /machine-config on a running VM (wafer extension): cpu_weight,
+ * cpu_cap, memory_limit_mib, at least one; the other machine-config fields
+ * are refused with a message saying they cannot change after start. */
+int api_json_parse_resources(const char *body, size_t len, struct api_resources *out,
+			     char *err, size_t errlen);
 int api_json_parse_boot_source(const char *body, size_t len, struct api_boot_source *out,
 			       char *err, size_t errlen);
 /* path_id: the {drive_id} / {iface_id} of the URL, which the body must repeat. */

@@ -286,11 +286,35 @@ static void put_machine(struct api_router *r, const char *id, const char *body, 
 	put_machine_common(r, false, body, len, resp);
 }
 
+/* Before InstanceStart: Firecracker's partial machine-config. After it: a
+ * wafer extension changing the VM's CPU weight, cap and memory limit. */
 static void patch_machine(struct api_router *r, const char *id, const char *body, size_t len,
 			  struct api_response *resp)
 {
+	char err[API_ERR_MAX] = "";
+	struct api_resources res;
+	int rc;
+
 	(void)id;
-	put_machine_common(r, true, body, len, resp);
+	if (!started(r)) {
+		put_machine_common(r, true, body, len, resp);
+		return;
+	}
+	if (api_json_parse_resources(body, len, &res, err, sizeof(err))) {
+		reply_fault(resp, 400, "%s", err);
+		return;
+	}
+	if (!r->ctrl.ops->update_resources) {
+		reply_fault(resp, 400, "Changing resource limits of a running microVM is not "
+			    "supported by this VMM.");
+		return;
+	}
+	rc = r->ctrl.ops->update_resources(r->ctrl.opaque, &res, err, sizeof(err));
+	if (rc) {
+		reply_fault(resp, 400, "Cannot change the resource limits: %s", op_reason(rc, err));
+		return;
+	}
+	reply_none(resp);
 }
 
 static void put_boot(struct api_router *r, const char *id, const char *body, size_t len,
@@ -789,7 +813,7 @@ static const struct route routes[] = {
 	{ "GET", "/version", PHASE_ANY, get_version },
 	{ "GET", "/machine-config", PHASE_ANY, get_machine },
 	{ "PUT", "/machine-config", PHASE_PRE_BOOT, put_machine },
-	{ "PATCH", "/machine-config", PHASE_PRE_BOOT, patch_machine },
+	{ "PATCH", "/machine-config", PHASE_ANY, patch_machine },
 	{ "PUT", "/boot-source", PHASE_PRE_BOOT, put_boot },
 	{ "PUT", "/drives/", PHASE_PRE_BOOT, put_drive },
 	{ "PATCH", "/drives/", PHASE_POST_BOOT, patch_drive },

@@ -16,6 +16,7 @@ int cmd_resume(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_console(int argc, char **argv);
+int cmd_set(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 

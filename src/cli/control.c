@@ -18,6 +18,7 @@
 #include "devices/serial.h"
 #include "state/migrate_vm.h"
 #include "state/snapshot.h"
+#include "jail/seccomp.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 
@@ -34,13 +35,20 @@ int run_policy_parse(const char *s, enum run_policy *out)
 	return 0;
 }
 
+static void ctl_worker_stop(struct run_ctl *c);
+
 int run_ctl_init(struct run_ctl *c, const struct vm_config *base, bool direct)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->start_cond, NULL);
+	c->main_thread = pthread_self();
 	c->base = *base;
 	c->direct = direct;
 	migrate_progress_init(&c->mig_prog);
+	pthread_mutex_init(&c->wk_lock, NULL);
+	pthread_cond_init(&c->wk_cond, NULL);
+
 	c->start_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return c->start_efd < 0 ? -errno : 0;
 }
@@ -51,11 +59,10 @@ void run_ctl_destroy(struct run_ctl *c)
 		pthread_join(c->lock_thread, NULL);
 		c->lock_joinable = false;
 	}
-	if (c->mig_joinable) {
-		migrate_cancel(&c->mig_prog);
-		pthread_join(c->mig_thread, NULL);
-		c->mig_joinable = false;
-	}
+	migrate_cancel(&c->mig_prog);
+	ctl_worker_stop(c);
+	pthread_mutex_destroy(&c->wk_lock);
+	pthread_cond_destroy(&c->wk_cond);
 	migrate_progress_destroy(&c->mig_prog);
 	if (c->built)
 		vm_destroy(&c->vm);
@@ -67,6 +74,7 @@ void run_ctl_destroy(struct run_ctl *c)
 	}
 	if (c->start_efd >= 0)
 		close(c->start_efd);
+	pthread_cond_destroy(&c->start_cond);
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -204,15 +212,14 @@ static void ctl_use_saved_config(struct run_ctl *c, const struct snap_vmconfig *
 	c->vcfg.naffinity = c->base.naffinity;
 }
 
-static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size_t errlen)
+/* Caller holds c->lock. */
+static int ctl_build(struct run_ctl *c, const struct api_config *cfg, char *err, size_t errlen)
 {
-	struct run_ctl *c = opaque;
 	int rc;
 
-	pthread_mutex_lock(&c->lock);
 	rc = ctl_may_build(c, err, errlen);
 	if (rc)
-		goto out;
+		return rc;
 	c->acfg = *cfg;
 	if (c->direct)
 		c->vcfg = c->base;
@@ -226,14 +233,56 @@ static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size
 	if (rc) {
 		snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : strerror(-rc));
 		vm_destroy(&c->vm);
-		goto out;
+		return rc;
 	}
 	c->built = true;
 	clock_gettime(CLOCK_MONOTONIC, &c->started_at);
 	uint64_t one = 1;
 	if (write(c->start_efd, &one, sizeof(one)) < 0)
 		rc = -errno;
-out:
+	return rc;
+}
+
+static int ctl_build_job(struct run_ctl *c, const void *arg, char *err, size_t errlen)
+{
+	return ctl_build(c, arg, err, errlen);
+}
+
+/* Run fn (a VM build) on the main thread, whose seccomp filter allows it,
+ * and wait for its result; on the main thread itself, or when fn can only
+ * refuse, run it here. Caller holds c->lock. */
+static int ctl_on_main(struct run_ctl *c, ctl_job_fn fn, const void *arg, char *err,
+		       size_t errlen)
+{
+	uint64_t one = 1;
+	int rc;
+
+	if (pthread_equal(pthread_self(), c->main_thread) || c->built || c->incoming || c->gone)
+		return fn(c, arg, err, errlen);
+	if (c->main_gone) {
+		snprintf(err, errlen, "wafer is stopping");
+		return -ESHUTDOWN;
+	}
+	c->start_fn = fn;
+	c->start_arg = arg;
+	c->start_pending = true;
+	if (write(c->start_efd, &one, sizeof(one)) < 0) {
+		rc = -errno;
+		c->start_pending = false;
+		snprintf(err, errlen, "eventfd: %s", strerror(-rc));
+		return rc;
+	}
+	while (c->start_pending)
+		pthread_cond_wait(&c->start_cond, &c->lock);
+	snprintf(err, errlen, "%s", c->start_err);
+	return c->start_rc;
+}
+
+static int ctl_start(void *opaque, const struct api_config *cfg, char *err, size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	pthread_mutex_lock(&c->lock);
+	int rc = ctl_on_main(c, ctl_build_job, cfg, err, errlen);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -541,6 +590,43 @@ out:
 	return rc;
 }
 
+/* PATCH /machine-config on a running VM: the cgroup limits. */
+static int ctl_update_resources(void *opaque, const struct api_resources *res, char *err,
+				size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	struct cg_config want;
+	unsigned what = 0;
+	int rc = -ENOTSUP;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->cg) {
+		snprintf(err, errlen, "this VM has no resource controls");
+		goto out;
+	}
+	want = c->cg->cur;
+	if (res->has_cpu_weight) {
+		want.weight = res->cpu_weight;
+		what |= CG_SET_WEIGHT;
+	}
+	if (res->has_cpu_cap) {
+		want.cap_pct = res->cpu_cap;
+		what |= CG_SET_CAP;
+	}
+	if (res->has_memory_limit) {
+		want.mem_limit = res->memory_limit_mib << 20;
+		what |= CG_SET_MEM;
+	}
+	rc = cg_update(c->cg, &want, what, err, errlen);
+	if (!rc)
+		log_info("resources now: CPU weight %u, CPU cap %u%%, memory limit %llu MiB (0: none)",
+			 c->cg->cur.weight, c->cg->cur.cap_pct,
+			 (unsigned long long)(c->cg->cur.mem_limit >> 20));
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 const struct api_controller_ops run_ctl_ops = {
 	.start = ctl_start,
 	.pause = ctl_pause,
@@ -555,12 +641,96 @@ const struct api_controller_ops run_ctl_ops = {
 	.console_attach = ctl_console_attach,
 	.update_drive_limiter = ctl_update_drive_limiter,
 	.update_net_limiter = ctl_update_net_limiter,
+	.update_resources = ctl_update_resources,
 };
 
-static int ctl_snapshot_create(void *opaque, const struct api_snapshot_create *p, char *err,
-			       size_t errlen)
+/* ---- the state worker: snapshots and outgoing migrations ----
+ * They read and write files, talk to a socket and read KVM state, none of
+ * which the API thread's seccomp filter allows; they run on this thread,
+ * made at start-up, under the 'state' role. One job at a time. */
+
+static void *ctl_worker(void *arg)
 {
-	struct run_ctl *c = opaque;
+	struct run_ctl *c = arg;
+	char err[256];
+
+	pthread_setname_np(pthread_self(), "wafer-state");
+	if (seccomp_install(SECCOMP_ROLE_STATE, err, sizeof(err)))
+		log_error("state thread: %s", err);
+	pthread_mutex_lock(&c->wk_lock);
+	for (;;) {
+		while (!c->wk_fn && !c->wk_stop)
+			pthread_cond_wait(&c->wk_cond, &c->wk_lock);
+		if (c->wk_stop)
+			break;
+		ctl_job_fn fn = c->wk_fn;
+		const void *job = c->wk_arg;
+		pthread_mutex_unlock(&c->wk_lock);
+		err[0] = '\0';
+		int rc = fn(c, job, err, sizeof(err));
+		pthread_mutex_lock(&c->wk_lock);
+		c->wk_rc = rc;
+		snprintf(c->wk_err, sizeof(c->wk_err), "%s", err);
+		c->wk_fn = NULL;
+		pthread_cond_broadcast(&c->wk_cond);
+	}
+	pthread_mutex_unlock(&c->wk_lock);
+	return NULL;
+}
+
+/* Hand fn to the state thread; wait: until it finished (its result), else
+ * return once it took the job. -EBUSY while another job runs. */
+static int ctl_worker_run(struct run_ctl *c, ctl_job_fn fn, const void *arg, bool wait,
+			  char *err, size_t errlen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&c->wk_lock);
+	if (!c->wk_running) {
+		rc = -ENOSYS;
+		snprintf(err, errlen, "the state thread is not running");
+	} else if (c->wk_fn) {
+		rc = -EBUSY;
+		snprintf(err, errlen, "a snapshot or migration is in progress");
+	} else {
+		c->wk_fn = fn;
+		c->wk_arg = arg;
+		pthread_cond_broadcast(&c->wk_cond);
+		while (wait && c->wk_fn)
+			pthread_cond_wait(&c->wk_cond, &c->wk_lock);
+		if (wait) {
+			rc = c->wk_rc;
+			snprintf(err, errlen, "%s", c->wk_err);
+		}
+	}
+	pthread_mutex_unlock(&c->wk_lock);
+	return rc;
+}
+
+static void ctl_worker_wait_idle(struct run_ctl *c)
+{
+	pthread_mutex_lock(&c->wk_lock);
+	while (c->wk_fn)
+		pthread_cond_wait(&c->wk_cond, &c->wk_lock);
+	pthread_mutex_unlock(&c->wk_lock);
+}
+
+static void ctl_worker_stop(struct run_ctl *c)
+{
+	if (!c->wk_running)
+		return;
+	pthread_mutex_lock(&c->wk_lock);
+	c->wk_stop = true;
+	pthread_cond_broadcast(&c->wk_cond);
+	pthread_mutex_unlock(&c->wk_lock);
+	pthread_join(c->wk_thread, NULL);
+	c->wk_running = false;
+}
+
+static int ctl_snapshot_create_job(struct run_ctl *c, const void *arg, char *err,
+				   size_t errlen)
+{
+	const struct api_snapshot_create *p = arg;
 	struct timespec t0, t1;
 	int rc;
 
@@ -577,23 +747,31 @@ static int ctl_snapshot_create(void *opaque, const struct api_snapshot_create *p
 	return rc;
 }
 
-/* Build the VM from a snapshot instead of a boot image: the saved machine
- * config with this process's name, KVM path and CPU pinning. */
-static int ctl_snapshot_load(void *opaque, const struct api_snapshot_load *p, char *err,
-			     size_t errlen)
+static int ctl_snapshot_create(void *opaque, const struct api_snapshot_create *p, char *err,
+			       size_t errlen)
 {
-	struct run_ctl *c = opaque;
-	struct snapshot *s = calloc(1, sizeof(*s));
+	return ctl_worker_run(opaque, ctl_snapshot_create_job, p, true, err, errlen);
+}
+
+/* Build the VM from a snapshot instead of a boot image (main thread, lock
+ * held): the saved machine config with this process's name, KVM path and
+ * CPU pinning. */
+static int ctl_load_job(struct run_ctl *c, const void *arg, char *err, size_t errlen)
+{
+	const struct api_snapshot_load *p = arg;
+	struct snapshot *s = NULL;
 	struct timespec t0;
 	int rc;
 
-	if (!s)
-		return -ENOMEM;
-	pthread_mutex_lock(&c->lock);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = ctl_may_build(c, err, errlen);
 	if (rc)
 		goto out;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = snapshot_open(s, p->snapshot_path, p->mem_path, p->force, p->verify, err, errlen);
 	if (rc)
 		goto out;
@@ -624,11 +802,20 @@ static int ctl_snapshot_load(void *opaque, const struct api_snapshot_load *p, ch
 	if (write(c->start_efd, &one, sizeof(one)) < 0)
 		rc = -errno;
 out:
-	pthread_mutex_unlock(&c->lock);
 	if (s) {
 		snapshot_close(s);
 		free(s);
 	}
+	return rc;
+}
+
+static int ctl_snapshot_load(void *opaque, const struct api_snapshot_load *p, char *err,
+			     size_t errlen)
+{
+	struct run_ctl *c = opaque;
+	pthread_mutex_lock(&c->lock);
+	int rc = ctl_on_main(c, ctl_load_job, p, err, errlen);
+	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
 
@@ -637,32 +824,20 @@ const struct api_snapshot_ops run_ctl_snapshot_ops = {
 	.load = ctl_snapshot_load,
 };
 
-struct ctl_mig_job {
-	struct run_ctl *c;
-	struct migrate_params p;
-};
-
-static void *ctl_migrate_thread(void *arg)
+static int ctl_migrate_job(struct run_ctl *c, const void *arg, char *err, size_t errlen)
 {
-	struct ctl_mig_job *j = arg;
-	struct run_ctl *c = j->c;
-	char err[256] = "";
-
-	pthread_setname_np(pthread_self(), "wafer-migrate");
-	int rc = vm_migrate_out(&c->vm, c->mig_url, &j->p, &c->mig_prog, err, sizeof(err));
+	int rc = vm_migrate_out(&c->vm, c->mig_url, arg, &c->mig_prog, err, errlen);
 	if (rc)
 		log_error("migration to %s failed, the VM runs on here: %s", c->mig_url, err);
 	else
 		log_info("migration to %s complete", c->mig_url);
-	free(j);
-	return NULL;
+	return rc;
 }
 
 static int ctl_migrate_start(void *opaque, const struct api_migrate_params *p, char *err,
 			     size_t errlen)
 {
 	struct run_ctl *c = opaque;
-	struct ctl_mig_job *j;
 	int rc = 0;
 
 	pthread_mutex_lock(&c->lock);
@@ -676,17 +851,7 @@ static int ctl_migrate_start(void *opaque, const struct api_migrate_params *p, c
 		snprintf(err, errlen, "a migration to %s is already in progress", c->mig_url);
 		goto out;
 	}
-	if (c->mig_joinable) {
-		pthread_join(c->mig_thread, NULL);
-		c->mig_joinable = false;
-	}
-	j = calloc(1, sizeof(*j));
-	if (!j) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	j->c = c;
-	j->p = (struct migrate_params){ .downtime_max_ns = p->downtime_ms * 1000000ull,
+	c->mig_params = (struct migrate_params){ .downtime_max_ns = p->downtime_ms * 1000000ull,
 					.timeout_ms = (unsigned)(p->timeout_s * 1000),
 					.auto_converge = p->auto_converge,
 					.max_bandwidth = p->max_bandwidth };
@@ -698,14 +863,13 @@ static int ctl_migrate_start(void *opaque, const struct api_migrate_params *p, c
 	c->mig_prog.st.state = MIGRATE_SETUP;
 	pthread_mutex_unlock(&c->mig_prog.lock);
 	atomic_store(&c->mig_final_seen, false);
-	rc = -pthread_create(&c->mig_thread, NULL, ctl_migrate_thread, j);
+	rc = ctl_worker_run(c, ctl_migrate_job, &c->mig_params, false, err, errlen);
 	if (rc) {
-		free(j);
+		pthread_mutex_lock(&c->mig_prog.lock);
 		c->mig_prog.st.state = MIGRATE_NONE;
-		snprintf(err, errlen, "cannot start the migration thread");
+		pthread_mutex_unlock(&c->mig_prog.lock);
 		goto out;
 	}
-	c->mig_joinable = true;
 	log_info("migrating to %s", p->url);
 out:
 	pthread_mutex_unlock(&c->lock);
@@ -804,6 +968,10 @@ static int ctl_in_load(void *opaque, const struct snap_reader *r, char *err, siz
 static void *ctl_take_disk_locks(void *arg)
 {
 	struct run_ctl *c = arg;
+	char err[256];
+
+	if (seccomp_install(SECCOMP_ROLE_STATE, err, sizeof(err)))
+		log_warn("disk lock thread: %s", err);
 	for (unsigned i = 0; i < c->vm.nvirtio; i++) {
 		struct virtio_dev *d = c->vm.virtio[i];
 		if (d->ops->device_id == 2 && virtio_blk_lock(d, 10000))
@@ -895,7 +1063,40 @@ out:
 	return rc;
 }
 
-/* Block until start() built a VM or a terminating signal arrives. */
+/* Main thread: build what start() posted from the API thread. */
+static bool run_ctl_serve_start(struct run_ctl *c)
+{
+	uint64_t v;
+
+	(void)!read(c->start_efd, &v, sizeof(v));
+	pthread_mutex_lock(&c->lock);
+	if (c->start_pending) {
+		c->start_err[0] = '\0';
+		c->start_rc = c->start_fn(c, c->start_arg, c->start_err, sizeof(c->start_err));
+		c->start_pending = false;
+		pthread_cond_broadcast(&c->start_cond);
+	}
+	bool built = c->built;
+	pthread_mutex_unlock(&c->lock);
+	return built;
+}
+
+/* No more builds on the main thread: fail a start() that waits for one. */
+static void run_ctl_stop_serving(struct run_ctl *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->main_gone = true;
+	if (c->start_pending) {
+		c->start_rc = -ESHUTDOWN;
+		snprintf(c->start_err, sizeof(c->start_err), "wafer is stopping");
+		c->start_pending = false;
+		pthread_cond_broadcast(&c->start_cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Block until a VM is built (by the flags, or here for start()) or a
+ * terminating signal arrives. */
 static int run_ctl_wait_start(struct run_ctl *c)
 {
 	sigset_t sigs;
@@ -915,7 +1116,7 @@ static int run_ctl_wait_start(struct run_ctl *c)
 			rc = -errno;
 			break;
 		}
-		if (p[0].revents)
+		if (p[0].revents && run_ctl_serve_start(c))
 			break;
 		if (p[1].revents) {
 			log_info("stopped by a signal before the VM was started");
@@ -925,11 +1126,16 @@ static int run_ctl_wait_start(struct run_ctl *c)
 	}
 	if (sfd >= 0)
 		close(sfd);
+	run_ctl_stop_serving(c);
 	return rc;
 }
 
 int run_ctl_main(struct run_ctl *c)
 {
+	/* The state thread is made here, on the main thread before its filter,
+	 * so that it carries only its own (filters stack on the threads a
+	 * filtered thread makes). */
+	c->wk_running = pthread_create(&c->wk_thread, NULL, ctl_worker, c) == 0;
 	struct timespec window = { 0, 0 };
 	unsigned restarts = 0;
 	int status;
@@ -947,10 +1153,7 @@ int run_ctl_main(struct run_ctl *c)
 			 * (their locks) and RAM now, then let `wafer migrate`
 			 * read the final status before the socket goes away
 			 * (at most 3 s). */
-			if (c->mig_joinable) {
-				pthread_join(c->mig_thread, NULL);
-				c->mig_joinable = false;
-			}
+			ctl_worker_wait_idle(c);
 			pthread_mutex_lock(&c->lock);
 			vm_destroy(&c->vm);
 			c->built = false;

@@ -10,11 +10,16 @@
 
 #include "api/api.h"
 #include "state/migrate.h"
+#include "jail/cgroups.h"
 #include "vmm/vm.h"
 
 struct snapshot;
 
 enum run_policy { POLICY_DESTROY, POLICY_RESTART, POLICY_PRESERVE };
+
+struct run_ctl;
+/* A VM build run on the main thread for the API thread (lock held). */
+typedef int (*ctl_job_fn)(struct run_ctl *c, const void *arg, char *err, size_t errlen);
 
 struct run_ctl {
 	pthread_mutex_t lock;
@@ -29,9 +34,18 @@ struct run_ctl {
 	struct timespec started_at;
 	char metrics_path[API_PATH_MAX];
 	struct snapshot *snap;      /* the VM was restored from it; vcfg points into it */
-	/* Live migration out (PUT /migrate), on its own thread. */
-	pthread_t mig_thread;
-	bool mig_joinable;
+	/* Live migration out (PUT /migrate), run by the state thread. */
+	struct migrate_params mig_params;
+	/* The state thread (snapshots, outgoing migrations; its own seccomp
+	 * role) and its one job. */
+	pthread_t wk_thread;
+	bool wk_running, wk_stop;
+	pthread_mutex_t wk_lock;
+	pthread_cond_t wk_cond;
+	ctl_job_fn wk_fn;
+	const void *wk_arg;
+	int wk_rc;
+	char wk_err[256];
 	struct migrate_progress mig_prog;
 	char mig_url[API_PATH_MAX];
 	_Atomic bool mig_final_seen;   /* a client read the completed status */
@@ -40,6 +54,18 @@ struct run_ctl {
 	bool lock_joinable;
 	bool gone;                     /* migrated away: nothing may be built again */
 	const char *incoming_template; /* --incoming with --cpu-template: must match */
+	struct cg_state *cg;        /* the VM's cgroups (run-time limit changes); may be NULL */
+	/* InstanceStart from the API thread is built on the main thread: the
+	 * API's seccomp filter does not allow opening files or KVM set-up.
+	 * start() posts the config and waits on start_cond (under lock). */
+	pthread_t main_thread;
+	pthread_cond_t start_cond;
+	ctl_job_fn start_fn;        /* what the main thread builds for another thread */
+	const void *start_arg;
+	bool start_pending;
+	bool main_gone;             /* the main thread no longer takes starts */
+	int start_rc;
+	char start_err[API_ERR_MAX];
 };
 
 extern const struct api_controller_ops run_ctl_ops;

@@ -14,11 +14,20 @@
 #include "cli/control.h"
 #include "jail/cgroups.h"
 #include "jail/namespaces.h"
+#include "jail/seccomp.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
 #include "vmm/vm.h"
 
 #define RUN_MAX_VCPUS 1024   /* hard cap before asking KVM for its own limit */
+
+/* Sanitizer runtimes make system calls of their own (LeakSanitizer clones
+ * and ptraces at exit), so their builds filter only when asked to. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RUN_SECCOMP_DEFAULT SECCOMP_OFF
+#else
+#define RUN_SECCOMP_DEFAULT SECCOMP_ON
+#endif
 
 static const char run_usage[] =
 "Usage: wafer run --kernel PATH [options]\n"
@@ -71,10 +80,13 @@ static const char run_usage[] =
 "  --cpu-weight W        relative CPU weight 1..65535 (default 256)\n"
 "  --cpu-cap PCT         at most PCT% of one host CPU for the whole VM (0: none)\n"
 "  --memory-limit SIZE   cgroup memory limit for the VM process (RAM + VMM)\n"
+"                        (these three change at run time with wafer set NAME or\n"
+"                        PATCH /machine-config; as root with the API, the VM is\n"
+"                        in its groups even without them)\n"
 "  --cpu-affinity LIST   pin vCPU i to the i-th host CPU of LIST (e.g. 0,2-3;\n"
 "                        reused round-robin)\n"
 "\n"
-"Jail (root only; like Firecracker's jailer, no seccomp filter yet):\n"
+"Jail (root only; like Firecracker's jailer):\n"
 "  --jail                run the VMM in new mount and PID namespaces, pivoted into\n"
 "                        BASE/NAME/root holding only its files (/kernel, /initrd,\n"
 "                        /diskN.img, /dev/kvm, /dev/net/tun, /dev/null,\n"
@@ -84,6 +96,11 @@ static const char run_usage[] =
 "  --uid U, --gid G      ids the jailed VMM runs as (default: 65534, nobody)\n"
 "  --chroot-base DIR     BASE (default: " JAIL_BASE_DEFAULT ")\n"
 "  --netns PATH          join this network namespace first (e.g. /var/run/netns/X)\n"
+"  --seccomp MODE        system call filters per thread role (vCPU, I/O, API,\n"
+"                        main; README lists each role's calls): on (default: a\n"
+"                        forbidden call logs the role and the call, and wafer\n"
+"                        exits 5), log (allowed, logged by the kernel's audit\n"
+"                        log: to find a missing call) or off (debugging)\n"
 "\n"
 "Control (Firecracker-compatible REST API on a unix socket, mode 0600):\n"
 "  --api-sock PATH       API socket (default: $XDG_RUNTIME_DIR/wafer/NAME/api.sock,\n"
@@ -106,6 +123,8 @@ static const char run_usage[] =
 "  1  bad input or host error    4  stopped by Ctrl-A x or a signal\n"
 "  2  guest crashed (triple fault, KVM internal error; a one-line diagnosis\n"
 "     with the exit reason and RIP goes to stderr)\n"
+"  5  a thread made a system call its seccomp filter forbids (stderr names\n"
+"     the thread role and the call)\n"
 "  A guest that writes V to I/O port 0xf4 makes wafer exit with V & 0xff.\n"
 "\n"
 "Environment:\n"
@@ -116,7 +135,8 @@ enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMP
        OPT_API_SOCK, OPT_NO_API, OPT_API_ONLY, OPT_CONFIG, OPT_ON_POWEROFF, OPT_ON_REBOOT,
        OPT_ON_CRASH, OPT_LOG_FORMAT, OPT_CPU_WEIGHT, OPT_CPU_CAP, OPT_MEM_LIMIT,
        OPT_CPU_AFFINITY, OPT_JAIL, OPT_UID, OPT_GID, OPT_CHROOT_BASE, OPT_NETNS,
-       OPT_RESTORE, OPT_PAUSED, OPT_RESTORE_FORCE, OPT_RESTORE_VERIFY, OPT_INCOMING };
+       OPT_RESTORE, OPT_PAUSED, OPT_RESTORE_FORCE, OPT_RESTORE_VERIFY, OPT_INCOMING,
+       OPT_SECCOMP };
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -154,6 +174,7 @@ static const struct option run_options[] = {
 	{ "restore-force", no_argument, NULL, OPT_RESTORE_FORCE },
 	{ "restore-verify", no_argument, NULL, OPT_RESTORE_VERIFY },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -372,6 +393,7 @@ struct run_opts {
 	const char *boot_flag;      /* a flag that describes a boot (not with --restore) */
 	const char *incoming;       /* --incoming URL */
 	bool template_given;
+	enum seccomp_mode seccomp;
 };
 
 /* "0,2-3": host CPUs this process may use, in order. */
@@ -525,6 +547,12 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			o->jail.netns = optarg;
 			o->jail_flag = "--netns";
 			break;
+		case OPT_SECCOMP:
+			if (seccomp_mode_parse(optarg, &o->seccomp)) {
+				log_error("--seccomp %s: expected on, log or off", optarg);
+				return -1;
+			}
+			break;
 		case OPT_API_SOCK: o->api_sock = optarg; break;
 		case OPT_NO_API: o->no_api = true; break;
 		case OPT_API_ONLY: o->api_only = true; break;
@@ -657,8 +685,18 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++)
 		cfg->nets[i].vm_name = cfg->name;
+	cfg->rebuilds = o->on_poweroff == POLICY_RESTART || o->on_reboot == POLICY_RESTART ||
+			o->on_crash == POLICY_RESTART;
 	log_set_vm_name(cfg->name);
 	return 0;
+}
+
+/* Runs on the thread that starts libmicrohttpd: its thread inherits this. */
+static int run_api_confine(void *arg, char *err, size_t errlen)
+{
+	int rc = seccomp_install_inherited(SECCOMP_ROLE_API, err, errlen);
+	*(bool *)arg = rc != 0;
+	return rc;
 }
 
 static void run_pidfile(const char *sock, char *pidfile, size_t len)
@@ -685,6 +723,7 @@ int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	struct run_strings rs = { .n = 0 };
 	struct run_opts o = { .on_poweroff = POLICY_DESTROY, .cg = { .weight = CG_WEIGHT_DEFAULT },
+			      .seccomp = RUN_SECCOMP_DEFAULT,
 			      .jail = { .uid = JAIL_ID_DEFAULT, .gid = JAIL_ID_DEFAULT,
 					.base = JAIL_BASE_DEFAULT } };
 	struct cg_state cg = { .ndirs = 0 };
@@ -712,11 +751,18 @@ int cmd_run(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Resource limits first: guest RAM and every thread are accounted. */
-	if (cg_apply(&cg, cfg.name, &o.cg, err, sizeof(err))) {
+	/* Resource limits first: guest RAM and every thread are accounted. As
+	 * root with the API on, the VM gets its groups even without limits, so
+	 * PATCH /machine-config can set them later. */
+	bool cg_for_updates = geteuid() == 0 && !o.no_api;
+	if (cg_apply(&cg, cfg.name, &o.cg, cg_for_updates, err, sizeof(err))) {
 		log_error("--cpu-weight/--cpu-cap/--memory-limit: %s", err);
 		goto out;
 	}
+	if (cg_for_updates && cg.fd_weight < 0)
+		log_info("CPU limits cannot change at run time: %s", cg.why_cpu);
+	if (cg_for_updates && cg.fd_mem < 0)
+		log_info("the memory limit cannot change at run time: %s", cg.why_mem);
 	/* The jail next, before any file is parsed or the socket exists; the
 	 * parent only waits for the VMM (which shares its cgroups) and cleans up. */
 	if (o.jail.enabled) {
@@ -734,12 +780,20 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		cg.ndirs = 0;  /* the parent removes the groups once we are gone */
 	}
+	/* Filters come after the jail (which needs mount, pivot_root, setuid);
+	 * each thread installs its own before it serves (see jail/seccomp.c). */
+	rc = seccomp_prepare(o.seccomp);
+	if (rc) {
+		log_error("--seccomp: %s", strerror(-rc));
+		goto out;
+	}
 	ctl = calloc(1, sizeof(*ctl));
 	acfg = calloc(1, sizeof(*acfg));
 	if (!ctl || !acfg || run_ctl_init(ctl, &cfg, !o.api_only && !o.config)) {
 		log_error("out of memory");
 		goto out;
 	}
+	ctl->cg = &cg;
 	ctl->on_poweroff = o.on_poweroff;
 	ctl->on_reboot = o.on_reboot;
 	ctl->on_crash = o.on_crash;
@@ -794,8 +848,10 @@ int cmd_run(int argc, char **argv)
 			log_error("--name %s: no default API socket path; use --api-sock or --no-api", cfg.name);
 			goto out;
 		}
-		if (api_server_start(&server, path, router, err, sizeof(err))) {
-			log_error("--api-sock %s", err);
+		bool confine_failed = false;
+		if (api_server_start(&server, path, router, run_api_confine, &confine_failed, err,
+				     sizeof(err))) {
+			log_error("%s %s", confine_failed ? "--seccomp:" : "--api-sock", err);
 			goto out;
 		}
 		log_info("API socket: %s", path);

@@ -1,5 +1,5 @@
-/* `wafer ls | pause | resume | stop | stats`: act on running VMs by name
- * through their API sockets. Human tables by default, --json for scripts. */
+/* `wafer ls | pause | resume | stop | stats | set`: act on running VMs by
+ * name through their API sockets. Human tables by default, --json for scripts. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -114,6 +114,87 @@ int cmd_pause(int argc, char **argv)
 int cmd_resume(int argc, char **argv)
 {
 	return vmctl_simple(argc, argv, "wafer resume NAME", "PATCH", "/vm", "{\"state\": \"Resumed\"}");
+}
+
+/* ---- set: resource limits of a running VM (PATCH /machine-config) ---- */
+
+int cmd_set(int argc, char **argv)
+{
+#define SET_USAGE "wafer set NAME [--cpu-weight W] [--cpu-cap PCT] [--memory-limit SIZE]"
+	static const char usage[] = SET_USAGE "\n"
+		"  Change a running VM's resource limits (its cgroups; wafer run as root, or\n"
+		"  started with the flag): --cpu-weight 1..65535 (Xen credit2 scale, 256 is\n"
+		"  the default), --cpu-cap in percent of one host CPU (0: no cap),\n"
+		"  --memory-limit for the VM process, guest RAM included (e.g. 512M; 0: none).\n";
+	static const struct option opts[] = {
+		{ "cpu-weight", required_argument, NULL, 'w' },
+		{ "cpu-cap", required_argument, NULL, 'c' },
+		{ "memory-limit", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_object *body = json_object_new_object();
+	struct client_reply r;
+	uint64_t v;
+	int opt, status = 1;
+
+	optind = 1;
+	opterr = 0;
+	/* Options may follow NAME (no '+': getopt permutes). */
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'w':
+			if (parse_uint(optarg, 1, API_CPU_WEIGHT_MAX, &v)) {
+				log_error("--cpu-weight %s: expected 1..%d", optarg, API_CPU_WEIGHT_MAX);
+				goto out;
+			}
+			json_object_object_add(body, "cpu_weight", json_object_new_int64((int64_t)v));
+			break;
+		case 'c':
+			if (parse_uint(optarg, 0, API_CPU_CAP_MAX, &v)) {
+				log_error("--cpu-cap %s: expected a percentage of one CPU (0 = no cap)", optarg);
+				goto out;
+			}
+			json_object_object_add(body, "cpu_cap", json_object_new_int64((int64_t)v));
+			break;
+		case 'm':
+			if (parse_size(optarg, &v) || (v && (v < ((uint64_t)API_MEM_LIMIT_MIN_MIB << 20) ||
+							      v % (1u << 20)))) {
+				log_error("--memory-limit %s: expected 0 (none) or whole MiB of at least %dM",
+					  optarg, API_MEM_LIMIT_MIN_MIB);
+				goto out;
+			}
+			json_object_object_add(body, "memory_limit_mib", json_object_new_int64((int64_t)(v >> 20)));
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			status = 0;
+			goto out;
+		case ':':
+			log_error("%s: missing argument (usage: " SET_USAGE ")", argv[optind - 1]);
+			goto out;
+		default:
+			log_error("%s: unknown option (usage: " SET_USAGE ")", argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (optind != argc - 1) {
+		log_error("expected one VM name (usage: " SET_USAGE ")");
+		goto out;
+	}
+	if (json_object_object_length(body) == 0) {
+		log_error("%s: nothing to change: give --cpu-weight, --cpu-cap or --memory-limit",
+			  argv[optind]);
+		goto out;
+	}
+	if (vmctl_call(argv[optind], "PATCH", "/machine-config",
+		       json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), 204, &r))
+		goto out;
+	client_reply_free(&r);
+	status = 0;
+out:
+	json_object_put(body);
+	return status;
 }
 
 /* The VM process's pid, from the pid file wafer run keeps by the socket. */

@@ -106,6 +106,8 @@ static void *eventloop_thread(void *arg)
 	struct epoll_event evs[32];
 	uint64_t cnt;
 
+	if (l->thread_init)
+		l->thread_init(l->thread_init_arg);
 	for (;;) {
 		int n = epoll_wait(l->epfd, evs, 32, -1);
 		if (n < 0) {

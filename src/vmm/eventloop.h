@@ -25,6 +25,9 @@ struct eventloop {
 	pthread_cond_t pause_cond;
 	unsigned pause_count;
 	bool parked, stopping, exited;
+	/* Optional: runs first on the loop's thread (the VM confines it). */
+	void (*thread_init)(void *arg);
+	void *thread_init_arg;
 };
 
 int eventloop_init(struct eventloop *l);

@@ -14,6 +14,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/emulate_fixup.h"
 #include "arch/x86/regs.h"
+#include "jail/seccomp.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -27,7 +28,12 @@ static void vcpu_kick_handler(int sig)
 
 void vcpu_signals_init(void)
 {
+	static bool done;   /* once: a restart builds on a filtered main thread */
 	struct sigaction sa;
+
+	if (done)
+		return;
+	done = true;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = vcpu_kick_handler;
 	sigemptyset(&sa.sa_mask);
@@ -174,11 +180,13 @@ static void *vcpu_thread(void *arg)
 	sigset_t set;
 	char name[16];
 
+	seccomp_name_thread(SECCOMP_ROLE_VCPU);
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	vm_vcpu_confine(vm);   /* seccomp, before the first KVM_RUN */
 	/* A VM restored paused (or paused before its threads started) must not
 	 * run a single instruction before resume. */
 	vm_vcpu_maybe_park(vm);

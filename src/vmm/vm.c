@@ -15,6 +15,7 @@
 #include "arch/x86/layout.h"
 #include "devices/virtio/pci.h"
 #include "devices/virtio/rng.h"
+#include "jail/seccomp.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
 #include "vmm/vcpu.h"
@@ -309,6 +310,40 @@ static int vm_attach_virtio(struct vm *vm)
 	return 0;
 }
 
+/* Install this thread's filter and count it in the gate; vCPUs then wait
+ * for the main thread. A failure stops the VM (the thread still counts, so
+ * vm_run never waits for it forever). */
+static void vm_confine(struct vm *vm, enum seccomp_role role)
+{
+	char err[256];
+
+	if (seccomp_install(role, err, sizeof(err))) {
+		char detail[300];
+		snprintf(detail, sizeof(detail), "%s thread: %s", seccomp_role_name(role), err);
+		vm_request_stop(vm, VM_STOP_ERROR, 0, detail);
+	}
+	pthread_mutex_lock(&vm->pause_lock);
+	if (vm->gated) {
+		vm->confined++;
+		pthread_cond_broadcast(&vm->pause_cond);
+		while (role == SECCOMP_ROLE_VCPU && !vm->released &&
+		       atomic_load(&vm->stop_reason) == VM_RUNNING)
+			pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void vm_io_confine(void *arg)
+{
+	seccomp_name_thread(SECCOMP_ROLE_IO);
+	vm_confine(arg, SECCOMP_ROLE_IO);
+}
+
+void vm_vcpu_confine(struct vm *vm)
+{
+	vm_confine(vm, SECCOMP_ROLE_VCPU);
+}
+
 static uint64_t vm_host_ram(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
@@ -390,6 +425,8 @@ boot_done:
 		goto out;
 	}
 	vm->io_ready = 1;
+	vm->io.thread_init = vm_io_confine;
+	vm->io.thread_init_arg = vm;
 	rc = vm_open_virtio(vm);
 	if (rc)
 		goto out;
@@ -540,13 +577,21 @@ int vm_set_irq(struct vm *vm, unsigned gsi, int level)
 
 int vm_run(struct vm *vm)
 {
+	unsigned threads = 0;
+	char err[256];
 	int rc;
 
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->gated = true;
+	vm->confined = 0;
+	vm->released = false;
+	pthread_mutex_unlock(&vm->pause_lock);
 	rc = eventloop_start(&vm->io, "wafer-io");
 	if (rc) {
 		log_error("cannot start the I/O thread: %s", strerror(-rc));
 		return WAFER_EXIT_ERROR;
 	}
+	threads++;
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		rc = vcpu_start(&vm->vcpus[i]);
 		if (rc) {
@@ -555,7 +600,25 @@ int vm_run(struct vm *vm)
 			vm_request_stop(vm, VM_STOP_ERROR, 0, detail);
 			break;
 		}
+		threads++;
 	}
+	/* The other threads confine themselves; the main thread goes last
+	 * (threads it created before its filter do not inherit it), then
+	 * lets the vCPUs into KVM_RUN. */
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->confined < threads && atomic_load(&vm->stop_reason) == VM_RUNNING)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (seccomp_install(vm->cfg.rebuilds ? SECCOMP_ROLE_MAIN_REBUILD : SECCOMP_ROLE_MAIN,
+			    err, sizeof(err))) {
+		char detail[300];
+		snprintf(detail, sizeof(detail), "main thread: %s", err);
+		vm_request_stop(vm, VM_STOP_ERROR, 0, detail);
+	}
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->released = true;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	console_run(vm);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);

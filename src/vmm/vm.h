@@ -71,6 +71,9 @@ struct vm_config {
 	bool restore;
 	int restore_mem_fd;
 	const struct kvm_cpuid2 *restore_cpuid;
+	/* A restart policy: the main thread builds the VM again, so its
+	 * seccomp filter is SECCOMP_ROLE_MAIN_REBUILD instead of MAIN. */
+	bool rebuilds;
 };
 
 struct vm {
@@ -100,6 +103,12 @@ struct vm {
 	pthread_cond_t pause_cond;
 	int pause_requested;
 	unsigned paused_vcpus;
+	/* Seccomp gate (vm_run, under pause_lock): the I/O and vCPU threads
+	 * install their filters, then vCPUs wait until the main thread has
+	 * its own, so no guest code runs next to an unconfined thread. */
+	bool gated;
+	unsigned confined;
+	bool released;
 
 	pthread_mutex_t stop_lock;
 	_Atomic int stop_reason;        /* enum vm_stop_reason */
@@ -142,6 +151,9 @@ bool vm_is_paused(struct vm *vm);
 /* Called by a vCPU thread when KVM_RUN was interrupted: parks if a pause is
  * pending. */
 void vm_vcpu_maybe_park(struct vm *vm);
+/* Called first on a vCPU thread: install its seccomp filter and, under
+ * vm_run, wait until every thread is confined. A failure stops the VM. */
+void vm_vcpu_confine(struct vm *vm);
 
 /* The serial console (cli/console.c): run on the main thread until the VM
  * stops; attach an API console client (GET /console) to COM1. */

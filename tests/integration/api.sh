@@ -9,6 +9,9 @@ TESTSERVER=${TESTSERVER:?TESTSERVER must point to api_testserver}
 LOADGEN=${LOADGEN:-}
 command -v curl >/dev/null || { echo "SKIP: curl is not installed (guest/setup.sh installs it)"; exit 77; }
 
+# The server thread runs under wafer's API seccomp filter (a forbidden call
+# ends the server with exit status 5 and a line naming it).
+export WAFER_SECCOMP=${WAFER_SECCOMP:-on}
 T=$(mktemp -d /tmp/wafer-api.XXXXXX)
 SOCK=$T/run/vm1/api.sock
 SRV_PID=
@@ -256,6 +259,19 @@ if [ -n "${WAFER:-}" ]; then
 		fail "console exited $?: $(cat "$T/c.err")"
 	grep -q 'HELLO CONSOLE' "$T/c.out" || fail "console output: $(cat "$T/c.out")"
 	expect 200 '"state":"Running"' GET /
+	# `wafer set NAME`: PATCH /machine-config on the running VM (wafer's
+	# extension); the fake VMM prints what reached it
+	"$WAFER" set "$name" --cpu-weight 512 --cpu-cap 50 --memory-limit 256M 2>"$T/set.err" ||
+		fail "wafer set exited $?: $(cat "$T/set.err")"
+	grep -q 'resources: cpu_weight=512 cpu_cap=50 memory_limit_mib=256$' "$T/srv.out" ||
+		fail "wafer set: the VMM got $(grep resources "$T/srv.out")"
+	"$WAFER" set --memory-limit 0 "$name" || fail "wafer set --memory-limit 0 exited $?"
+	grep -q 'resources: memory_limit_mib=0$' "$T/srv.out" || fail "wafer set --memory-limit 0"
+	"$WAFER" set "$name" --cpu-weight 7 2>"$T/set.err" && fail "a refused change succeeded"
+	grep -q "$name: PATCH /machine-config: Cannot change the resource limits: fake VMM refuses weight 7" \
+		"$T/set.err" || fail "refused change: $(cat "$T/set.err")"
+	expect 400 'cpu_weight.*0 is out of range' PATCH /machine-config '{"cpu_weight": 0}'
+	expect 400 'vcpu_count.*cannot change after the microVM started' PATCH /machine-config '{"vcpu_count": 2}'
 	stop_server
 	rmdir "$(dirname "$SOCK")"   # the test server made the VM's runtime directory
 fi

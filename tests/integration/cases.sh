@@ -101,7 +101,7 @@ help)
 	# Every long option the parser accepts must be documented.
 	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level log-format help disk net rng no-rng name \
 		 api-sock no-api api-only config on-poweroff on-reboot on-crash cpu-weight cpu-cap \
-		 memory-limit cpu-affinity jail uid gid chroot-base netns; do
+		 memory-limit cpu-affinity jail uid gid chroot-base netns seccomp; do
 		grep -q -- "--$f" "$T/out" || fail "wafer run --help does not document --$f"
 	done ;;
 version)
@@ -352,12 +352,40 @@ cgroup-limits)
 	fi
 	kill -TERM "$WPID"; wait_wafer
 	ls -d /sys/fs/cgroup/*/wafer/"$name" /sys/fs/cgroup/wafer/"$name" 2>/dev/null && fail "cgroup left behind"
+	# As root with the API, the VM has its groups even without limits (so
+	# PATCH /machine-config can set them later): the defaults.
+	start_api --api-only --name "$name"
+	if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+		grep -qE "^[0-9]+:memory:/wafer/$name\$" /proc/$WPID/cgroup || fail "no memory group without limits"
+		cpu=$(dirname "$(ls -d /sys/fs/cgroup/cpu*/wafer/"$name"/cpu.shares | head -1)")
+		[ "$(cat "$cpu/cpu.shares")" = 1024 ] || fail "default cpu.shares $(cat "$cpu/cpu.shares")"
+		[ "$(cat "$cpu/cpu.cfs_quota_us")" = -1 ] || fail "default quota $(cat "$cpu/cpu.cfs_quota_us")"
+	fi
+	kill -TERM "$WPID"; wait_wafer
+	ls -d /sys/fs/cgroup/*/wafer/"$name" /sys/fs/cgroup/wafer/"$name" 2>/dev/null && fail "cgroup left behind"
+	# Without the API nothing can change them later: no groups.
+	run_wafer run --kernel /nonexistent --no-api --name "$name"
+	ls -d /sys/fs/cgroup/*/wafer/"$name" /sys/fs/cgroup/wafer/"$name" 2>/dev/null && fail "cgroup left behind"
+	# `wafer set` before InstanceStart: Firecracker's PATCH has no such fields.
+	"$WAFER" run --api-only --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
+	for _ in $(seq 100); do [ -S "/run/wafer/$name/api.sock" ] && break; sleep 0.05; done
+	"$WAFER" set "$name" --cpu-weight 512 2>"$T/set.err" && fail "wafer set before start succeeded"
+	grep -q 'cpu_weight.*changes only on a running microVM' "$T/set.err" || fail "wafer set before start: $(cat "$T/set.err")"
+	kill -TERM "$WPID"; wait_wafer
 	true ;;
 resource-bad)
 	expect_error 1 -- '--cpu-weight 0: expected 1..65535' run --kernel x --cpu-weight 0
 	expect_error 1 -- '--cpu-weight 70000: expected' run --kernel x --cpu-weight 70000
 	expect_error 1 -- '--cpu-cap -5: expected a percentage' run --kernel x --cpu-cap -5
 	expect_error 1 -- '--memory-limit 1M: expected a size of at least 16M' run --kernel x --memory-limit 1M
+	expect_error 1 -- '--cpu-weight 0: expected 1..65535' set x --cpu-weight 0
+	expect_error 1 -- '--cpu-weight 65536: expected 1..65535' set x --cpu-weight 65536
+	expect_error 1 -- '--cpu-cap lots: expected a percentage' set x --cpu-cap lots
+	expect_error 1 -- '--memory-limit 1000K: expected 0 \(none\) or whole MiB' set x --memory-limit 1000K
+	expect_error 1 -- '--memory-limit 8M: expected 0 \(none\) or whole MiB of at least 16M' set x --memory-limit 8M
+	expect_error 1 -- 'x: nothing to change' set x
+	expect_error 1 -- 'expected one VM name' set --cpu-weight 5
+	expect_error 1 -- 'no-such-vm-'"$$"': no such VM' set no-such-vm-$$ --cpu-weight 5
 	expect_error 1 -- '--cpu-affinity 0,99999: host CPU 99999' run --kernel x --cpu-affinity 0,99999
 	expect_error 1 -- '--cpu-affinity 3-1: expected a list' run --kernel x --cpu-affinity 3-1 ;;
 jail)
@@ -370,7 +398,7 @@ jail)
 	for kernel in "" "$T/k"; do
 		# LeakSanitizer needs /proc, which the jail does not have.
 		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
-		"$WAFER" run --jail --uid 65534 --gid 65534 --chroot-base "$base" --api-only --name "$name" \
+		"$WAFER" run --jail --uid 65534 --gid 65534 --chroot-base "$base" --api-only --name "$name" --seccomp on \
 			--log-level info ${kernel:+--kernel "$kernel" --disk "$T/d.img,ro"} \
 			</dev/null >"$T/out" 2>"$T/err" & WPID=$!
 		SOCK=$base/$name/root/api.sock
@@ -386,6 +414,12 @@ jail)
 		grep -qE '^Groups:\s*$' "$st" || fail "supplementary groups kept: $(grep Groups "$st")"
 		grep -qE '^NoNewPrivs:\s+1$' "$st" || fail "no_new_privs not set"
 		grep -qE '^Seccomp:' "$st" || fail "no Seccomp field"
+		# The API thread is confined inside the jail too (--seccomp on
+		# explicitly: sanitizer builds default to off).
+		api_tid=
+		for t in /proc/$vmm/task/*; do [ "$(cat "$t/comm")" = MHD-single ] && api_tid=${t##*/}; done
+		[ -n "$api_tid" ] || fail "no API thread in the VMM"
+		grep -qE '^Seccomp:\s+2$' "/proc/$vmm/task/$api_tid/status" || fail "jailed API thread not filtered"
 		grep -qE '^NSpid:\s+[0-9]+\s+1$' "$st" || fail "not PID 1 of a new PID namespace: $(grep NSpid "$st")"
 		for ns in mnt pid; do
 			[ "$(readlink /proc/$vmm/ns/$ns)" != "$(readlink /proc/self/ns/$ns)" ] || fail "same $ns namespace as the host"
@@ -410,6 +444,46 @@ jail)
 		grep -q 'Sanitizer' "$T/err" && fail "sanitizer report"
 	done
 	true ;;
+seccomp)
+	# Checked from outside. Without KVM only the API thread reaches its
+	# filter (libmicrohttpd's thread, named MHD-single); the vCPU, I/O and
+	# main threads install theirs when a guest starts. The requests below
+	# run the API's code paths under the filter (a forbidden call would end
+	# wafer with status 5 and a "seccomp:" line).
+	command -v curl >/dev/null || skip "curl not installed"
+	head -c 4096 /dev/urandom >"$T/kernel"; echo disk >"$T/d.img"
+	for mode in on log off; do
+		start_api --api-only --seccomp "$mode" --name "sc-$mode-$$"
+		expect_api 200 '"state":"Not started"' GET /
+		api_tid=
+		for t in /proc/$WPID/task/*; do [ "$(cat "$t/comm")" = MHD-single ] && api_tid=${t##*/}; done
+		[ -n "$api_tid" ] || fail "no MHD-single thread in $(cat /proc/$WPID/task/*/comm | tr '\n' ' ')"
+		want=2; [ "$mode" = off ] && want=0
+		grep -qE "^Seccomp:\s+$want$" "/proc/$WPID/task/$api_tid/status" || fail "--seccomp $mode: API thread $(grep Seccomp "/proc/$WPID/task/$api_tid/status")"
+		if [ "$mode" != off ]; then
+			grep -qE '^Seccomp_filters:\s+1$' "/proc/$WPID/task/$api_tid/status" || fail "API thread: not one filter"
+		fi
+		grep -qE '^Seccomp:\s+0$' "/proc/$WPID/task/$WPID/status" || fail "main thread filtered before any guest runs"
+		expect_api 204 '' PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 64}'
+		expect_api 204 '' PATCH /machine-config '{"vcpu_count": 1}'
+		expect_api 204 '' PUT /boot-source "{\"kernel_image_path\": \"$T/kernel\", \"boot_args\": \"console=ttyS0\"}"
+		expect_api 204 '' PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$T/d.img\", \"is_root_device\": true, \"is_read_only\": false}"
+		expect_api 204 '' PUT /metrics "{\"metrics_path\": \"$T/metrics-$mode\"}"
+		expect_api 204 '' PUT /logger "{\"log_path\": \"$T/log-$mode\", \"level\": \"Info\"}"
+		expect_api 200 'wafer_' GET /metrics
+		expect_api 200 'machine-config' GET /vm/config
+		# Built on the main thread (the API's filter allows no file opening):
+		# a garbage kernel fails the same way with or without KVM.
+		expect_api 400 'not a bzImage or ELF' PUT /actions '{"action_type": "InstanceStart"}'
+		expect_api 400 'not supported before' PATCH /vm '{"state": "Paused"}'
+		kill -0 "$WPID" || fail "--seccomp $mode: wafer died"
+		kill -TERM "$WPID"; wait_wafer
+		[ $rc -eq 4 ] || fail "--seccomp $mode: exit status $rc after SIGTERM, expected 4"
+		cat "$T/log-$mode" >>"$T/err"
+		grep -q 'seccomp' "$T/err" && fail "--seccomp $mode: a forbidden call"
+		grep -q 'Sanitizer' "$T/err" && fail "sanitizer report"
+	done
+	expect_error 1 -- '--seccomp maybe: expected on, log or off' run --api-only --seccomp maybe ;;
 jail-bad)
 	expect_error 1 -- '--uid: only with --jail' run --api-only --uid 65534
 	expect_error 1 -- '--netns: only with --jail' run --api-only --netns /nonexistent

@@ -1,7 +1,8 @@
 /* The real control-API HTTP server and router in front of a fake VMM, for
  * tests/integration/api.sh (no KVM needed). Serves until SIGTERM/SIGINT.
  * Usage: api_testserver SOCKET [--config FILE]
- * Env: FAKE_START_ERROR=text makes InstanceStart fail with that reason. */
+ * Env: FAKE_START_ERROR=text makes InstanceStart fail with that reason;
+ * WAFER_SECCOMP=on|log puts the server's thread under wafer's API filter. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "jail/seccomp.h"
 
 struct fake_vmm {
 	unsigned vcpus;
@@ -142,10 +144,37 @@ static int fake_console_attach(void *o, int fd, void (*done)(void *), void *arg)
 	return 0;
 }
 
+/* Prints what it was asked for; a CPU weight of 7 is refused. */
+static int fake_update_resources(void *o, const struct api_resources *res, char *err, size_t errlen)
+{
+	(void)o;
+	if (res->has_cpu_weight && res->cpu_weight == 7) {
+		snprintf(err, errlen, "fake VMM refuses weight 7");
+		return -EINVAL;
+	}
+	printf("resources:");
+	if (res->has_cpu_weight)
+		printf(" cpu_weight=%u", res->cpu_weight);
+	if (res->has_cpu_cap)
+		printf(" cpu_cap=%u", res->cpu_cap);
+	if (res->has_memory_limit)
+		printf(" memory_limit_mib=%llu", (unsigned long long)res->memory_limit_mib);
+	printf("\n");
+	fflush(stdout);
+	return 0;
+}
+
+static int confine_api(void *arg, char *err, size_t errlen)
+{
+	(void)arg;
+	return seccomp_install_inherited(SECCOMP_ROLE_API, err, errlen);
+}
+
 static const struct api_controller_ops fake_ops = {
 	.start = fake_start, .pause = fake_pause, .resume = fake_resume,
 	.send_ctrl_alt_del = fake_noop, .flush_metrics = fake_noop, .get_metrics = fake_metrics,
 	.console_check = fake_console_check, .console_attach = fake_console_attach,
+	.update_resources = fake_update_resources,
 };
 
 int main(int argc, char **argv)
@@ -182,7 +211,14 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (api_server_start(&server, argv[1], router, err, sizeof(err))) {
+	enum seccomp_mode mode = SECCOMP_OFF;
+	const char *sc = getenv("WAFER_SECCOMP");
+	if (sc && (seccomp_mode_parse(sc, &mode) || seccomp_prepare(mode))) {
+		fprintf(stderr, "api_testserver: WAFER_SECCOMP=%s: expected on, log or off\n", sc);
+		goto out;
+	}
+	if (api_server_start(&server, argv[1], router, mode == SECCOMP_OFF ? NULL : confine_api, NULL,
+			     err, sizeof(err))) {
 		fprintf(stderr, "api_testserver: %s\n", err);
 		goto out;
 	}

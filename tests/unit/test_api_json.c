@@ -186,6 +186,60 @@ static void test_machine_bad(void **state)
 	assert_non_null(strstr(err, "empty body"));
 }
 
+static void expect_resources_error(const char *body, const char *want)
+{
+	struct api_resources r = { .cpu_weight = 77 };
+	char err[API_ERR_MAX] = "";
+	int rc = api_json_parse_resources(body, strlen(body), &r, err, sizeof(err));
+	if (rc != -EINVAL || !strstr(err, want))
+		fail_msg("body %.80s: rc %d, err \"%s\", expected \"%s\"", body, rc, err, want);
+	assert_int_equal(r.cpu_weight, 77);   /* untouched on failure */
+}
+
+/* wafer's run-time PATCH /machine-config body. */
+static void test_resources(void **state)
+{
+	struct api_resources r;
+	struct api_machine m, base;
+	struct api_config c;
+	char err[API_ERR_MAX];
+	(void)state;
+
+	assert_int_equal(api_json_parse_resources(S("{\"cpu_weight\": 1, \"cpu_cap\": 409600, "
+		"\"memory_limit_mib\": 16}"), &r, err, sizeof(err)), 0);
+	assert_true(r.has_cpu_weight && r.has_cpu_cap && r.has_memory_limit);
+	assert_int_equal(r.cpu_weight, 1);
+	assert_int_equal(r.cpu_cap, 409600);
+	assert_int_equal(r.memory_limit_mib, 16);
+	assert_int_equal(api_json_parse_resources(S("{\"cpu_cap\": 0, \"cpu_weight\": null}"), &r,
+						  err, sizeof(err)), 0);
+	assert_true(r.has_cpu_cap && !r.has_cpu_weight && !r.has_memory_limit);
+
+	expect_resources_error("{\"cpu_weight\": 0}", "\"cpu_weight\": 0 is out of range (1..65535)");
+	expect_resources_error("{\"cpu_weight\": 70000}", "\"cpu_weight\": 70000 is out of range");
+	expect_resources_error("{\"cpu_weight\": -5}", "\"cpu_weight\": must not be negative");
+	expect_resources_error("{\"cpu_weight\": true}", "\"cpu_weight\": expected an integer, got a boolean");
+	expect_resources_error("{\"cpu_cap\": \"50%\"}", "\"cpu_cap\": expected an integer, got a string");
+	expect_resources_error("{\"memory_limit_mib\": 15}", "\"memory_limit_mib\": 15 is below the minimum of 16");
+	expect_resources_error("{\"memory_limit_mib\": 1.5}", "\"memory_limit_mib\": expected an integer");
+	expect_resources_error("{\"smt\": true}", "\"smt\": cannot change after the microVM started");
+	expect_resources_error("{\"cpu_weights\": 5}", "unknown field \"cpu_weights\"");
+	expect_resources_error("{}", "nothing to change");
+	expect_resources_error("{\"cpu_weight\": null}", "nothing to change");
+	expect_resources_error("[7]", "expected a JSON object");
+
+	/* Before start (Firecracker's PATCH) the extension's fields are refused
+	 * with a pointer to the flags; a config file does not know them. */
+	api_config_init(&c);
+	base = c.machine;
+	assert_int_equal(api_json_parse_machine(S("{\"cpu_cap\": 50}"), &base, true, &m, err,
+						sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "\"cpu_cap\": changes only on a running microVM"));
+	assert_int_equal(api_json_parse_machine(S("{\"vcpu_count\": 1, \"mem_size_mib\": 64, "
+		"\"cpu_weight\": 5}"), &base, false, &m, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown field \"cpu_weight\""));
+}
+
 static void test_boot_source(void **state)
 {
 	(void)state;
@@ -630,6 +684,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_machine_ok),
 		cmocka_unit_test(test_machine_bad),
+		cmocka_unit_test(test_resources),
 		cmocka_unit_test(test_boot_source),
 		cmocka_unit_test(test_drive),
 		cmocka_unit_test(test_net),

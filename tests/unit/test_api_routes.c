@@ -25,6 +25,8 @@ struct fake {
 	bool override_state;
 	enum api_vm_state state;
 	int drive_updates, net_updates, update_rc;
+	int resource_updates;
+	struct api_resources res;
 	char updated_id[API_ID_MAX + 1];
 	struct api_rate_limiter drive_rl, net_rx, net_tx;
 	int snap_creates, snap_loads, load_rc;
@@ -126,10 +128,21 @@ static int fake_update_net(void *o, const char *id, const struct api_rate_limite
 	return 0;
 }
 
+static int fake_update_resources(void *o, const struct api_resources *res, char *err, size_t errlen)
+{
+	struct fake *f = o;
+	f->resource_updates++;
+	f->res = *res;
+	if (f->update_rc)
+		snprintf(err, errlen, "the VM has no CPU cgroup (not set up)");
+	return f->update_rc;
+}
+
 static struct api_controller_ops fake_ops = {
 	.start = fake_start, .pause = fake_pause, .resume = fake_resume,
 	.send_ctrl_alt_del = fake_cad, .flush_metrics = fake_flush, .get_metrics = fake_metrics,
 	.update_drive_limiter = fake_update_drive, .update_net_limiter = fake_update_net,
+	.update_resources = fake_update_resources,
 };
 
 static int fake_snap_create(void *o, const struct api_snapshot_create *p, char *err, size_t errlen)
@@ -384,7 +397,8 @@ static void test_start_rules(void **state)
 	/* Pre-boot-only resources are refused after start, whatever the body. */
 	expect_fault(c, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 128}",
 		     400, "not supported after starting the microVM");
-	expect_fault(c, "PATCH", "/machine-config", "{}", 400, "after starting");
+	expect_fault(c, "PATCH", "/machine-config", "{\"mem_size_mib\": 64}", 400,
+		     "cannot change after the microVM started");
 	expect_fault(c, "PUT", "/boot-source", "{}", 400, "after starting");
 	expect_fault(c, "PUT", "/drives/rootfs", "{}", 400, "after starting");
 	expect_fault(c, "PUT", "/network-interfaces/eth0", "{}", 400, "after starting");
@@ -524,6 +538,70 @@ static void test_patch_limiters(void **state)
 	expect_fault(c, "PATCH", "/network-interfaces/eth0",
 		     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap1\"}", 400, "unknown field");
 	assert_int_equal(c->fake.net_updates, 1);
+}
+
+/* PATCH /machine-config: Firecracker's partial update before start; after
+ * it, wafer's extension for the CPU weight, cap and memory limit. */
+static void test_patch_resources(void **state)
+{
+	struct ctx *c = *state;
+
+	assert_int_equal(req(c, "PATCH", "/machine-config", "{\"vcpu_count\": 2}"), 204);
+	assert_int_equal(req(c, "GET", "/machine-config", NULL), 200);
+	assert_non_null(strstr(c->last.body, "\"vcpu_count\":2"));
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_weight\": 512}", 400,
+		     "cpu_weight\\\": changes only on a running microVM");
+	assert_int_equal(c->fake.resource_updates, 0);
+
+	start_ok(c);
+	assert_int_equal(req(c, "PATCH", "/machine-config",
+			     "{\"cpu_weight\": 512, \"cpu_cap\": 50, \"memory_limit_mib\": 256}"), 204);
+	assert_int_equal(c->fake.resource_updates, 1);
+	assert_true(c->fake.res.has_cpu_weight && c->fake.res.has_cpu_cap && c->fake.res.has_memory_limit);
+	assert_int_equal(c->fake.res.cpu_weight, 512);
+	assert_int_equal(c->fake.res.cpu_cap, 50);
+	assert_int_equal(c->fake.res.memory_limit_mib, 256);
+	/* One field: the others are not marked (they stay as they are). */
+	assert_int_equal(req(c, "PATCH", "/machine-config", "{\"memory_limit_mib\": 0}"), 204);
+	assert_true(c->fake.res.has_memory_limit && !c->fake.res.has_cpu_weight && !c->fake.res.has_cpu_cap);
+	assert_int_equal(c->fake.res.memory_limit_mib, 0);
+	assert_int_equal(req(c, "PATCH", "/machine-config", "{\"cpu_weight\": 65535, \"cpu_cap\": 0}"), 204);
+	assert_int_equal(c->fake.res.cpu_weight, 65535);
+
+	/* Malformed values: 400 naming the field; the controller is not asked. */
+	int before = c->fake.resource_updates;
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_weight\": 0}", 400,
+		     "cpu_weight\\\": 0 is out of range (1..65535)");
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_weight\": 65536}", 400,
+		     "cpu_weight\\\": 65536 is out of range");
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_weight\": \"high\"}", 400,
+		     "cpu_weight\\\": expected an integer, got a string");
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_weight\": 2.5}", 400,
+		     "cpu_weight\\\": expected an integer");
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_cap\": -1}", 400,
+		     "cpu_cap\\\": must not be negative");
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_cap\": 409601}", 400,
+		     "cpu_cap\\\": 409601 is out of range");
+	expect_fault(c, "PATCH", "/machine-config", "{\"memory_limit_mib\": 8}", 400,
+		     "memory_limit_mib\\\": 8 is below the minimum of 16");
+	expect_fault(c, "PATCH", "/machine-config", "{\"vcpu_count\": 2}", 400,
+		     "vcpu_count\\\": cannot change after the microVM started");
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_weight\": 300, \"bogus\": 1}", 400,
+		     "unknown field \\\"bogus\\\"");
+	expect_fault(c, "PATCH", "/machine-config", "{}", 400, "nothing to change");
+	expect_fault(c, "PATCH", "/machine-config", "[512]", 400, "expected a JSON object");
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_weight\": ", 400, "malformed JSON");
+	assert_int_equal(c->fake.resource_updates, before);
+
+	/* The controller's refusal, and a VMM without the op. */
+	c->fake.update_rc = -ENOTSUP;
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_cap\": 50}", 400,
+		     "Cannot change the resource limits: the VM has no CPU cgroup");
+	c->fake.update_rc = 0;
+	fake_ops.update_resources = NULL;
+	expect_fault(c, "PATCH", "/machine-config", "{\"cpu_cap\": 50}", 400, "not supported");
+	fake_ops.update_resources = fake_update_resources;
+	assert_int_equal(c->fake.resource_updates, before + 1);
 }
 
 static void test_pause_resume(void **state)
@@ -697,6 +775,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_patch_limiters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_routes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load_route, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_patch_resources, setup, teardown),
 		cmocka_unit_test(test_create_checks),
 		cmocka_unit_test(test_names),
 	};

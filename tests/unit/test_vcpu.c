@@ -318,8 +318,10 @@ static void test_pause_resume_stop(void **state)
 		assert_int_equal(__atomic_load_n(&kvm.runs, __ATOMIC_SEQ_CST), runs);
 		assert_int_equal(vm_resume(&vm), 0);
 		assert_int_equal(vm_resume(&vm), -EALREADY);
-		usleep(2000);
-		assert_true(__atomic_load_n(&kvm.runs, __ATOMIC_SEQ_CST) > runs); /* running again */
+		/* running again (bounded wait: a loaded sanitizer run is slow) */
+		for (int i = 0; i < 1000 && __atomic_load_n(&kvm.runs, __ATOMIC_SEQ_CST) == runs; i++)
+			usleep(1000);
+		assert_true(__atomic_load_n(&kvm.runs, __ATOMIC_SEQ_CST) > runs);
 	}
 	/* stop while paused: the parked vCPU leaves */
 	assert_int_equal(vm_pause(&vm), 0);
