@@ -1,9 +1,10 @@
-/* snapgen DIR [DISK]: write a snapshot's config and memory parts with the
- * real snapshot code -- machine config, CPUID, disk identity, memory section
- * and a 32 MiB memory file with a pattern -- but no vCPU or device state,
- * which only a KVM host can produce. The integration cases corrupt, truncate
- * and mismatch it to check that `wafer run --restore` refuses each before
- * touching KVM, and that an intact one gets past validation.
+/* snapgen [--mib N] DIR [DISK]: write a snapshot's config and memory parts
+ * with the real snapshot code -- machine config, CPUID, disk identity, memory
+ * section and an N MiB (default 32) memory file with a pattern -- but no vCPU
+ * or device state, which only a KVM host can produce. The integration cases
+ * corrupt, truncate and mismatch it to check that `wafer run --restore`
+ * refuses each before touching KVM, and that an intact one gets past
+ * validation; bench/snapshot.sh times that validation for 128 MiB and 1 GiB.
  *
  * snapgen --send URL [TEMPLATE]: the same machine (CPU template TEMPLATE,
  * default host) as the source of a live migration, through the real engine
@@ -56,11 +57,22 @@ int main(int argc, char **argv)
 {
 	static struct vm vm;
 	struct snap_buf b;
-	char err[512];
+	char err[512], *end;
+	unsigned long mib = 32;
 
+	if (argc > 2 && !strcmp(argv[1], "--mib")) {
+		mib = strtoul(argv[2], &end, 10);
+		if (*end || mib < 1 || mib > 3072) {
+			fprintf(stderr, "snapgen: --mib %s: expected 1..3072\n", argv[2]);
+			return 2;
+		}
+		argv[2] = argv[0];
+		argv += 2;
+		argc -= 2;
+	}
 	bool send = argc > 1 && !strcmp(argv[1], "--send");
 	if (argc < 2 + send || argc > 3 + send) {
-		fprintf(stderr, "usage: snapgen DIR [DISK] | snapgen --send URL [TEMPLATE]\n");
+		fprintf(stderr, "usage: snapgen [--mib N] DIR [DISK] | snapgen [--mib N] --send URL [TEMPLATE]\n");
 		return 2;
 	}
 	vm.cfg.name = "snapgen";
@@ -71,7 +83,7 @@ int main(int argc, char **argv)
 		vm.cfg.disks[0] = (struct blk_config){ .path = argv[2], .id = "rootfs" };
 		vm.cfg.ndisks = 1;
 	}
-	if (gmem_alloc(&vm.mem, 32u << 20))
+	if (gmem_alloc(&vm.mem, (uint64_t)mib << 20))
 		return 1;
 	for (uint64_t i = 0; i < vm.mem.size; i += 4096)
 		vm.mem.host[i] = (uint8_t)(i >> 12);
