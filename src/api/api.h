@@ -220,6 +220,10 @@ struct api_controller_ops {
 	 * PATCHes are refused. */
 	int (*update_resources)(void *opaque, const struct api_resources *res,
 				char *err, size_t errlen);
+	/* Optional: the running VM's config when the VMM built it without the
+	 * router's (a snapshot load, an incoming migration), so GET /vm/config,
+	 * GET /machine-config and the metrics' vCPU count describe it. */
+	void (*describe)(void *opaque, struct api_config *out);
 };
 
 /* Snapshot ops (optional; NULL = the /snapshot paths answer 400). create:

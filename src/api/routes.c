@@ -660,6 +660,8 @@ static int load_locked(struct api_router *r, const struct api_snapshot_load *p, 
 		return rc < 0 ? rc : -EIO;
 	}
 	r->state = p->resume_vm ? API_STATE_RUNNING : API_STATE_PAUSED;
+	if (r->ctrl.ops->describe)
+		r->ctrl.ops->describe(r->ctrl.opaque, &r->cfg);
 	return 0;
 }
 
@@ -740,6 +742,8 @@ void api_router_mark_started(struct api_router *r, enum api_vm_state s)
 {
 	pthread_mutex_lock(&r->lock);
 	r->state = s;
+	if (r->ctrl.ops->describe)
+		r->ctrl.ops->describe(r->ctrl.opaque, &r->cfg);
 	pthread_mutex_unlock(&r->lock);
 }
 

@@ -110,11 +110,13 @@ void run_ctl_describe(const struct vm_config *b, struct api_config *out)
 	out->machine.vcpu_count = b->ncpus;
 	out->machine.mem_size_mib = b->mem_size >> 20;
 	snprintf(out->machine.cpu_template, sizeof(out->machine.cpu_template), "%s", b->cpu_template);
-	out->boot.present = true;
-	snprintf(out->boot.kernel_image_path, sizeof(out->boot.kernel_image_path), "%s", b->kernel);
+	/* A restored or migrated-in VM has no boot source. */
+	out->boot.present = b->kernel != NULL;
+	snprintf(out->boot.kernel_image_path, sizeof(out->boot.kernel_image_path), "%s",
+		 b->kernel ? b->kernel : "");
 	snprintf(out->boot.initrd_path, sizeof(out->boot.initrd_path), "%s", b->initrd ? b->initrd : "");
-	snprintf(out->boot.boot_args, sizeof(out->boot.boot_args), "%s", b->cmdline);
-	out->boot.has_boot_args = true;
+	snprintf(out->boot.boot_args, sizeof(out->boot.boot_args), "%s", b->cmdline ? b->cmdline : "");
+	out->boot.has_boot_args = b->cmdline != NULL;
 	for (unsigned i = 0; i < b->ndisks && i < API_MAX_DRIVES; i++, out->ndrives++) {
 		struct api_drive *d = &out->drives[i];
 		snprintf(d->drive_id, sizeof(d->drive_id), "%s", b->disks[i].id);
@@ -627,6 +629,14 @@ out:
 	return rc;
 }
 
+static void ctl_describe(void *opaque, struct api_config *out)
+{
+	struct run_ctl *c = opaque;
+	pthread_mutex_lock(&c->lock);
+	run_ctl_describe(&c->vcfg, out);
+	pthread_mutex_unlock(&c->lock);
+}
+
 const struct api_controller_ops run_ctl_ops = {
 	.start = ctl_start,
 	.pause = ctl_pause,
@@ -642,6 +652,7 @@ const struct api_controller_ops run_ctl_ops = {
 	.update_drive_limiter = ctl_update_drive_limiter,
 	.update_net_limiter = ctl_update_net_limiter,
 	.update_resources = ctl_update_resources,
+	.describe = ctl_describe,
 };
 
 /* ---- the state worker: snapshots and outgoing migrations ----

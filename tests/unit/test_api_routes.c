@@ -138,10 +138,20 @@ static int fake_update_resources(void *o, const struct api_resources *res, char 
 	return f->update_rc;
 }
 
+/* The VM a snapshot load built: 4 vCPUs, 256 MiB, no boot source. */
+static void fake_describe(void *o, struct api_config *out)
+{
+	(void)o;
+	api_config_init(out);
+	out->machine.vcpu_count = 4;
+	out->machine.mem_size_mib = 256;
+}
+
 static struct api_controller_ops fake_ops = {
 	.start = fake_start, .pause = fake_pause, .resume = fake_resume,
 	.send_ctrl_alt_del = fake_cad, .flush_metrics = fake_flush, .get_metrics = fake_metrics,
 	.update_drive_limiter = fake_update_drive, .update_net_limiter = fake_update_net,
+	.describe = fake_describe,
 	.update_resources = fake_update_resources,
 };
 
@@ -165,6 +175,7 @@ static int fake_snap_load(void *o, const struct api_snapshot_load *p, char *err,
 }
 
 static const struct api_snapshot_ops fake_snap_ops = { fake_snap_create, fake_snap_load };
+
 
 struct ctx {
 	struct fake fake;
@@ -464,6 +475,10 @@ static void test_snapshot_load_route(void **state)
 	assert_false(c->fake.loaded.resume_vm);
 	assert_int_equal(req(c, "GET", "/", NULL), 200);
 	assert_non_null(strstr(c->last.body, "Paused"));
+	/* The machine is the loaded one, not the router's defaults. */
+	assert_int_equal(req(c, "GET", "/machine-config", NULL), 200);
+	assert_non_null(strstr(c->last.body, "\"vcpu_count\":4"));
+	assert_non_null(strstr(c->last.body, "\"mem_size_mib\":256"));
 	/* Loaded means started: no second load, no InstanceStart, pre-boot PUTs refused. */
 	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
 		     "\"mem_file_path\": \"m\"}", 400, "after starting");
