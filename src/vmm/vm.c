@@ -147,11 +147,10 @@ static int vm_use_saved_cpuid(struct vm *vm, const struct kvm_cpuid2 *saved)
 		for (unsigned r = 0; r < 4; r++) {
 			if (!(regs >> r & 1) || !(sv[r] & ~hv[r]))
 				continue;
-			log_error("snapshot CPU: leaf 0x%x.%u %s has features 0x%08x that this host "
-				  "lacks with --cpu-template %s: restore on a compatible host, or "
-				  "save with a stricter template", s->function, s->index,
-				  (const char *[]){ "eax", "ebx", "ecx", "edx" }[r], sv[r] & ~hv[r],
-				  vm->cfg.cpu_template);
+			log_error("saved CPU: leaf 0x%x.%u %s has features 0x%08x that this host "
+				  "lacks: restore on a compatible host, or run the VM with a "
+				  "stricter --cpu-template (e.g. baseline)", s->function, s->index,
+				  (const char *[]){ "eax", "ebx", "ecx", "edx" }[r], sv[r] & ~hv[r]);
 			return -ENOTSUP;
 		}
 	}
