@@ -1,7 +1,8 @@
 /* Live migration engine: pre-copy of guest memory over a stream socket
  * (tcp:HOST:PORT or unix:PATH) in the state container of format.h, with the
  * VM kept behind two ops tables so the engine runs, and is tested, without
- * KVM. The protocol is described at the top of migrate.c. */
+ * KVM. The protocol is described at the top of migrate.c; the endpoints
+ * (URLs, connect, listen, accept) are in migrate_net.c. */
 #ifndef WAFER_STATE_MIGRATE_H
 #define WAFER_STATE_MIGRATE_H
 
