@@ -192,6 +192,19 @@ static void run_ctl_apply_logger(const struct api_logger *l)
 	}
 }
 
+/* vm_create from c->vcfg; on failure nothing is left behind and err gets
+ * the reason vm_create logged (or strerror). Caller holds c->lock. */
+static int ctl_vm_create(struct run_ctl *c, char *err, size_t errlen)
+{
+	log_clear_last_error();
+	int rc = vm_create(&c->vm, &c->vcfg);
+	if (rc) {
+		snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : strerror(-rc));
+		vm_destroy(&c->vm);
+	}
+	return rc;
+}
+
 /* May start() or a snapshot load build a VM now? Caller holds c->lock. */
 static int ctl_may_build(struct run_ctl *c, char *err, size_t errlen)
 {
@@ -230,13 +243,9 @@ static int ctl_build(struct run_ctl *c, const struct api_config *cfg, char *err,
 	run_ctl_apply_logger(&cfg->logger);
 	if (cfg->metrics.present)
 		snprintf(c->metrics_path, sizeof(c->metrics_path), "%s", cfg->metrics.metrics_path);
-	log_clear_last_error();
-	rc = vm_create(&c->vm, &c->vcfg);
-	if (rc) {
-		snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : strerror(-rc));
-		vm_destroy(&c->vm);
+	rc = ctl_vm_create(c, err, errlen);
+	if (rc)
 		return rc;
-	}
 	c->built = true;
 	clock_gettime(CLOCK_MONOTONIC, &c->started_at);
 	uint64_t one = 1;
@@ -787,13 +796,9 @@ static int ctl_load_job(struct run_ctl *c, const void *arg, char *err, size_t er
 	if (rc)
 		goto out;
 	ctl_use_saved_config(c, &s->vc);
-	log_clear_last_error();
-	rc = vm_create(&c->vm, &c->vcfg);
-	if (rc) {
-		snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : strerror(-rc));
-		vm_destroy(&c->vm);
+	rc = ctl_vm_create(c, err, errlen);
+	if (rc)
 		goto out;
-	}
 	rc = snapshot_load_machine_state(&c->vm, &s->r, err, errlen);
 	if (rc) {
 		vm_destroy(&c->vm);
@@ -953,13 +958,9 @@ static int ctl_in_prepare(void *opaque, const void *hello, size_t len, uint64_t 
 	 * hands over; they are taken once it has. */
 	for (unsigned i = 0; i < c->vcfg.ndisks; i++)
 		c->vcfg.disks[i].defer_lock = true;
-	log_clear_last_error();
-	rc = vm_create(&c->vm, &c->vcfg);
-	if (rc) {
-		snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : strerror(-rc));
-		vm_destroy(&c->vm);
+	rc = ctl_vm_create(c, err, errlen);
+	if (rc)
 		goto fail;
-	}
 	c->vm.pause_requested = 1;
 	c->snap = s;
 	*mem = &c->vm.mem;

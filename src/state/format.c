@@ -336,11 +336,13 @@ static bool block_zero(const uint8_t *p, size_t n)
 }
 
 int snap_write_atomic(const char *dir, const char *name, const void *data, size_t len,
-		      char *err, size_t errlen)
+		      uint32_t *crc, char *err, size_t errlen)
 {
 	char tmp[4096], dst[4096];
 	const uint8_t *p = data;
 	int fd = -1, dfd = -1, rc = 0;
+	uint32_t c = snap_crc32(NULL, 0);
+	size_t crc_off = 0;   /* bytes the CRC covers so far */
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp) ||
 	    (size_t)snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= sizeof(dst)) {
@@ -363,7 +365,7 @@ int snap_write_atomic(const char *dir, const char *name, const void *data, size_
 		size_t n = len - off < 4096 ? len - off : 4096;
 		if (block_zero(p + off, n)) {
 			off += n;
-			continue;
+			goto advanced;
 		}
 		/* Coalesce a run of non-zero blocks into one write. */
 		size_t end = off + n;
@@ -380,7 +382,15 @@ int snap_write_atomic(const char *dir, const char *name, const void *data, size_
 			goto out;
 		}
 		off += (size_t)w;
+advanced:
+		/* The CRC rides along this pass instead of reading the data again. */
+		if (crc) {
+			c = snap_crc32_extend(c, p + crc_off, off - crc_off);
+			crc_off = off;
+		}
 	}
+	if (crc)
+		*crc = c;
 	if (fsync(fd) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));

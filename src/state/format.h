@@ -104,9 +104,11 @@ long snap_section_parse(const uint8_t *data, size_t len, struct snap_section *s,
 			char *err, size_t errlen);
 
 /* Write len bytes to dir/name atomically: dir/.name.tmp, fsync, rename,
- * fsync(dir). 0 or -errno with err naming the file. */
+ * fsync(dir); all-zero 4 KiB blocks stay holes. crc (may be NULL) gets the
+ * CRC-32 of all len bytes, computed in the same pass. 0 or -errno with err
+ * naming the file. */
 int snap_write_atomic(const char *dir, const char *name, const void *data, size_t len,
-		      char *err, size_t errlen);
+		      uint32_t *crc, char *err, size_t errlen);
 
 uint32_t snap_crc32(const void *data, size_t len);
 /* Continue a CRC-32 over more data (start from snap_crc32(NULL, 0)). */

@@ -323,12 +323,12 @@ int snapshot_load_machine_state(struct vm *vm, const struct snap_reader *r, char
 	return rc;
 }
 
-void snapshot_save_memory_section(const struct guest_mem *m, const char *mem_name,
-				  struct snap_buf *b)
+void snapshot_save_memory_section(struct snap_buf *b, uint64_t size, uint32_t crc,
+				  const char *mem_name)
 {
 	size_t t = snap_section_begin(b, "memory", 0, CONFIG_VERSION);
-	snap_buf_put_u64(b, m->size);
-	snap_buf_put_u64(b, snap_crc32(m->host, m->size));
+	snap_buf_put_u64(b, size);
+	snap_buf_put_u64(b, crc);
 	snap_buf_put_str(b, mem_name);
 	snap_section_end(b, t);
 }
@@ -378,18 +378,20 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 		snprintf(err, errlen, "saving the VM state: %s", strerror(-rc));
 		goto out;
 	}
-	snapshot_save_memory_section(&vm->mem, mname, &b);
+	/* Memory first: a state file never names a memory file that is not
+	 * complete. Its CRC comes from the same pass over RAM as the write. */
+	uint32_t crc;
+	rc = snap_write_atomic(mdir, mname, vm->mem.host, vm->mem.size, &crc, err, errlen);
+	if (rc)
+		goto out;
+	snapshot_save_memory_section(&b, vm->mem.size, crc, mname);
 	snap_put_end(&b);
 	if (b.err) {
 		rc = b.err;
 		snprintf(err, errlen, "building the state: %s", strerror(-rc));
 		goto out;
 	}
-	/* Memory first: a state file never names a memory file that is not
-	 * complete. */
-	rc = snap_write_atomic(mdir, mname, vm->mem.host, vm->mem.size, err, errlen);
-	if (!rc)
-		rc = snap_write_atomic(sdir, sname, b.p, b.len, err, errlen);
+	rc = snap_write_atomic(sdir, sname, b.p, b.len, NULL, err, errlen);
 out:
 	snap_buf_free(&b);
 	return rc;

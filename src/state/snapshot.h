@@ -55,8 +55,8 @@ int snapshot_load_machine_state(struct vm *vm, const struct snap_reader *r, char
 				size_t errlen);
 
 /* The "memory" section: RAM size, its CRC-32 and the memory file's name. */
-void snapshot_save_memory_section(const struct guest_mem *m, const char *mem_name,
-				  struct snap_buf *b);
+void snapshot_save_memory_section(struct snap_buf *b, uint64_t size, uint32_t crc,
+				  const char *mem_name);
 
 /* Write a paused VM to state_path and mem_path (each atomically: a crash
  * leaves the old file or the complete new one). 0 or -errno with err;

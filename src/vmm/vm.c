@@ -133,15 +133,12 @@ static int vm_use_saved_cpuid(struct vm *vm, const struct kvm_cpuid2 *saved)
 		{ 0x1, 0xc }, { 0x7, 0xe }, { 0x80000001, 0xc }, { 0x80000007, 0x8 },
 	};
 	for (uint32_t i = 0; i < saved->nent; i++) {
-		const struct kvm_cpuid_entry2 *s = &saved->entries[i], *h = NULL;
+		const struct kvm_cpuid_entry2 *s = &saved->entries[i];
+		const struct kvm_cpuid_entry2 *h = cpuid_find(vm->cpuid, s->function, s->index);
 		unsigned regs = 0;
 		for (unsigned k = 0; k < sizeof(feat) / sizeof(feat[0]); k++)
 			if (feat[k].leaf == s->function)
 				regs = feat[k].regs;
-		for (uint32_t j = 0; j < vm->cpuid->nent && !h; j++)
-			if (vm->cpuid->entries[j].function == s->function &&
-			    vm->cpuid->entries[j].index == s->index)
-				h = &vm->cpuid->entries[j];
 		const uint32_t sv[4] = { s->eax, s->ebx, s->ecx, s->edx };
 		const uint32_t hv[4] = { h ? h->eax : 0, h ? h->ebx : 0, h ? h->ecx : 0, h ? h->edx : 0 };
 		for (unsigned r = 0; r < 4; r++) {

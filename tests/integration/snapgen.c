@@ -99,10 +99,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "snapgen: saving the config failed\n");
 		return 1;
 	}
-	snapshot_save_memory_section(&vm.mem, "memory", &b);
+	uint32_t crc;
+	if (snap_write_atomic(argv[1], "memory", vm.mem.host, vm.mem.size, &crc, err, sizeof(err))) {
+		fprintf(stderr, "snapgen: %s\n", err);
+		return 1;
+	}
+	snapshot_save_memory_section(&b, vm.mem.size, crc, "memory");
 	snap_put_end(&b);
-	if (b.err || snap_write_atomic(argv[1], "memory", vm.mem.host, vm.mem.size, err, sizeof(err)) ||
-	    snap_write_atomic(argv[1], "state", b.p, b.len, err, sizeof(err))) {
+	if (b.err || snap_write_atomic(argv[1], "state", b.p, b.len, NULL, err, sizeof(err))) {
 		fprintf(stderr, "snapgen: %s\n", err);
 		return 1;
 	}

@@ -1051,9 +1051,12 @@ static void state_allowed(void *arg)
 	confine(SECCOMP_ON, SECCOMP_ROLE_STATE);
 	CHECK(ioctl(-1, KVM_GET_REGS, &regs) < 0 && errno == EBADF);
 	CHECK(ioctl(-1, KVM_GET_DIRTY_LOG, &log) < 0 && errno == EBADF);
-	CHECK(snap_write_atomic(state_dir, "memory", state_mem.host, state_mem.size, err,
+	uint32_t crc;
+	CHECK(snap_write_atomic(state_dir, "memory", state_mem.host, state_mem.size, &crc, err,
 				sizeof(err)) == 0);
-	CHECK(snap_write_atomic(state_dir, "memory", state_mem.host, 4096, err, sizeof(err)) == 0);
+	CHECK(crc == snap_crc32(state_mem.host, state_mem.size));
+	CHECK(snap_write_atomic(state_dir, "memory", state_mem.host, 4096, NULL, err,
+				sizeof(err)) == 0);
 	snprintf(path, sizeof(path), "%s/memory", state_dir);
 	CHECK(snapshot_disk_identity(path, &id) == 0 && id.size == 4096);
 	CHECK(gmem_dirty_start(&state_mem) == 0);

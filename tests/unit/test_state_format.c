@@ -157,7 +157,10 @@ static void test_atomic_write(void **state)
 	assert_non_null(mkdtemp(dir));
 	memset(data + 4096 * 10, 0x5a, 4096 * 3);
 	data[len - 1] = 1;
-	assert_int_equal(snap_write_atomic(dir, "memory", data, len, err, sizeof(err)), 0);
+	uint32_t crc = 0;
+	assert_int_equal(snap_write_atomic(dir, "memory", data, len, &crc, err, sizeof(err)), 0);
+	/* The CRC from the write pass is the CRC of every byte, holes included. */
+	assert_int_equal(crc, snap_crc32(data, len));
 	snprintf(path, sizeof(path), "%s/memory", dir);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal((size_t)sb.st_size, len);
@@ -172,7 +175,8 @@ static void test_atomic_write(void **state)
 	snprintf(path, sizeof(path), "%s/.memory.tmp", dir);
 	assert_int_equal(stat(path, &sb), -1);
 	/* A failing write leaves the old file untouched. */
-	assert_int_equal(snap_write_atomic("/nonexistent-dir", "memory", data, 16, err, sizeof(err)),
+	assert_int_equal(snap_write_atomic("/nonexistent-dir", "memory", data, 16, NULL, err,
+					   sizeof(err)),
 			 -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent-dir/.memory.tmp"));
 	snprintf(path, sizeof(path), "%s/memory", dir);
