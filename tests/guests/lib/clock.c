@@ -3,12 +3,6 @@
 #include "io.h"
 #include "pit.h"
 
-#define PIT_CH2   0x42
-#define PIT_CMD   0x43
-#define PORT_SPKR 0x61
-#define SPKR_GATE2 0x01
-#define SPKR_DATA  0x02
-#define SPKR_OUT2  0x20
 #define CAL_COUNT  11932u           /* ~10 ms of PIT input clock */
 /* A PIT that never reaches terminal count (port 0x61 not emulated) must not
  * hang the guest; real polls take a few thousand iterations. */
@@ -71,13 +65,10 @@ static uint64_t tsc_calibrate(void)
 	uint64_t t0, t1;
 	unsigned long i;
 
-	outb(PORT_SPKR, (uint8_t)((inb(PORT_SPKR) & ~SPKR_DATA) | SPKR_GATE2));
-	outb(PIT_CMD, 0xb0);                    /* ch 2, lo/hi byte, mode 0 */
-	outb(PIT_CH2, (uint8_t)CAL_COUNT);
-	outb(PIT_CH2, (uint8_t)(CAL_COUNT >> 8));
+	pit_ch2_start((uint16_t)CAL_COUNT);
 	t0 = tsc_read();
 	for (i = 0; i < CAL_MAX_POLLS; i++)
-		if (inb(PORT_SPKR) & SPKR_OUT2)
+		if (pit_ch2_done())
 			break;
 	t1 = tsc_read();
 	if (i == CAL_MAX_POLLS || t1 <= t0)

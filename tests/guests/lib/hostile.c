@@ -3,15 +3,10 @@
  * delays, the PVH memmap's end of RAM and trick pacing. */
 #include "hostile.h"
 #include "io.h"
+#include "pit.h"
 #include "serial.h"
 #include "string.h"
 
-#define PIT_CH2   0x42
-#define PIT_CMD   0x43
-#define PORT_SPKR 0x61
-#define SPKR_GATE2 0x01
-#define SPKR_DATA  0x02
-#define SPKR_OUT2  0x20
 #define PIT_TICKS_PER_MS 1193u
 #define PIT_CHUNK_MS 50u        /* 50 * 1193 fits the 16-bit count */
 
@@ -43,11 +38,8 @@ static void pit_chunk(unsigned ms)
 {
 	uint16_t count = (uint16_t)(ms * PIT_TICKS_PER_MS);
 
-	outb(PORT_SPKR, (uint8_t)((inb(PORT_SPKR) & ~SPKR_DATA) | SPKR_GATE2));
-	outb(PIT_CMD, 0xb0);            /* channel 2, lobyte/hibyte, mode 0 */
-	outb(PIT_CH2, (uint8_t)count);
-	outb(PIT_CH2, (uint8_t)(count >> 8));
-	for (unsigned i = 0; i < PIT_MAX_POLLS && !(inb(PORT_SPKR) & SPKR_OUT2); i++)
+	pit_ch2_start(count);
+	for (unsigned i = 0; i < PIT_MAX_POLLS && !pit_ch2_done(); i++)
 		cpu_relax();
 }
 

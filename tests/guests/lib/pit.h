@@ -1,4 +1,4 @@
-/* Guest library: 8254 PIT channel 0 and the legacy 8259 PIC pair, which test
+/* Guest library: 8254 PIT channels 0 and 2 and the legacy 8259 PIC pair, which test
  * guests only ever remap out of the exception range and mask (interrupts go
  * through the IOAPIC). */
 #ifndef GUEST_PIT_H
@@ -13,6 +13,11 @@
 void pit_periodic(uint16_t divisor);
 /* Channel 0 one-shot with the longest count, i.e. effectively stopped. */
 void pit_stop(void);
+/* Channel 2 one-shot (mode 0) of count input ticks, gated through port
+ * 0x61 with the speaker off; pit_ch2_done says when OUT2 rose (never where
+ * port 0x61 is not emulated: callers bound their polls). */
+void pit_ch2_start(uint16_t count);
+int pit_ch2_done(void);
 /* Remap the 8259s to vectors 0x20-0x2f and mask every line. */
 void pic_disable(void);
 
