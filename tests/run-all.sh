@@ -1,20 +1,48 @@
 #!/bin/bash
 # The test command (README, .ci/run): builds wafer twice -- a normal build and
-# an ASan+UBSan build -- and runs the unit and integration suites in both.
-# Ends with "N passed, N failed". Cases that need /dev/kvm are reported as
-# skipped (with the reason) where KVM is absent; skips never count as passes.
-# Usage: tests/run-all.sh [--quick]   (--quick: normal build only)
+# an ASan+UBSan build -- runs the unit and host integration suites in both on
+# this host, then the 'kvm' suite (every case that boots a guest, and the Linux
+# lanes) of both builds on real KVM through tests/kvmvm/run.sh: directly on a
+# hardware KVM, otherwise inside the nested-KVM test VM. A KVM case that skips
+# there counts as failed. Ends with the KVM summary and "N passed, N failed".
+# Usage: tests/run-all.sh [--quick]   (--quick: normal build only, no fuzzing)
+# Environment: WAFER_KVMVM_* (tests/kvmvm/run.sh), WAFER_SKIP_KVM=1 leaves the
+# KVM lane out (by hand only: the summary then says so and the run fails).
 set -u
 cd "$(dirname "$0")/.."
+. guest/defaults.sh
 builds=("build:" "build-asan:-Db_sanitize=address,undefined -Db_lundef=false")
-[ "${1:-}" = "--quick" ] && builds=("build:")
+quick=0
+[ "${1:-}" = "--quick" ] && { builds=("build:"); quick=1; }
+t_start=$(date +%s)
 
-pass=0 fail=0 skip=0 status=0
+pass=0 fail=0 skip=0 status=0 kvm_ran=0 kvm_skip=0
+failed=()
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+# tally DIR LANE: add DIR's last meson test log to the counts. In the KVM
+# lane a skip is a failure.
+tally() {
+	local log=$1/meson-logs/testlog.json p f s names
+	[ -f "$log" ] || { fail=$((fail + 1)); failed+=("$1: no test log"); return; }
+	p=$(grep -c '"result": "OK"' "$log")
+	f=$(grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log")
+	s=$(grep -c '"result": "SKIP"' "$log")
+	names=$(grep -E '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS|SKIP)"' "$log" |
+		sed -n 's/.*"name": "\([^"]*\)".*"result": "\([A-Z]*\)".*/\1 (\2)/p' | tr '\n' ' ')
+	[ -z "$names" ] || failed+=("$1 $2: $names")
+	pass=$((pass + p)) fail=$((fail + f))
+	if [ "$2" = kvm ]; then
+		kvm_ran=$((kvm_ran + p + f)) kvm_skip=$((kvm_skip + s)) fail=$((fail + s))
+	else
+		skip=$((skip + s))
+	fi
+}
+
 for b in "${builds[@]}"; do
 	dir=${b%%:*} opts=${b#*:}
-	echo "=== $dir ${opts:+($opts)}"
+	echo "=== $dir ${opts:+($opts)}: build, unit and host integration tests"
 	if [ ! -f "$dir/build.ninja" ]; then
 		# shellcheck disable=SC2086
 		meson setup "$dir" $opts >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; echo "0 passed, 1 failed"; exit 1; }
@@ -25,22 +53,52 @@ for b in "${builds[@]}"; do
 	# Debian's archive) run once, in the plain build: they test the guests,
 	# not a sanitizer-relevant part of wafer.
 	[ "$dir" = build ] && suites+=(--suite guests-qemu --suite linux-guest)
-	meson test -C "$dir" --no-rebuild --print-errorlogs "${suites[@]}" || status=1
-	log="$dir/meson-logs/testlog.json"
-	p=$(grep -c '"result": "OK"' "$log"); f=$(grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log")
-	s=$(grep -c '"result": "SKIP"' "$log")
-	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+	WAFER_KVM_ELSEWHERE=1 meson test -C "$dir" --no-rebuild --print-errorlogs "${suites[@]}" || status=1
+	tally "$dir" host
 done
+
+# ---- the KVM lane ---------------------------------------------------------
+if [ "${WAFER_SKIP_KVM:-0}" = 1 ]; then
+	echo "=== KVM lane left out (WAFER_SKIP_KVM=1): this run proves nothing about guests"
+	fail=$((fail + 1)); failed+=("KVM lane: left out by WAFER_SKIP_KVM=1")
+else
+	# The Linux lanes' kernel is fetched here: the test VM sees this host's
+	# files read-only, apart from the checkout.
+	guest/fetch-kernel.sh "$WAFER_KERNEL_DIR" >/dev/null || { echo "fetching the Linux lanes' kernel failed"; exit 1; }
+	where=$(tests/kvmvm/run.sh --print-mode)
+	for b in "${builds[@]}"; do
+		dir=${b%%:*}
+		mult=1
+		[ "$dir" = build ] || mult=3
+		echo "=== $dir: the 'kvm' suite on real KVM ($where)"
+		rm -f "$dir/meson-logs/testlog.json"
+		tests/kvmvm/run.sh -- env WAFER_KVM_REQUIRED=1 WAFER_LINUX_TIMEOUT=$((600 * mult)) \
+			meson test -C "$dir" --no-rebuild --print-errorlogs --suite kvm --timeout-multiplier "$mult"
+		rc=$?
+		[ $rc -eq 0 ] || status=1
+		if [ $rc -eq 125 ]; then
+			fail=$((fail + 1)); failed+=("$dir kvm: the KVM test VM failed (see above)")
+		else
+			tally "$dir" kvm
+		fi
+	done
+fi
+
 # libFuzzer smoke run (tests/fuzz/README.md): 10 s per target, clang only.
-if command -v clang >/dev/null; then
+if [ $quick -eq 1 ]; then
+	echo "=== fuzzing left out (--quick)"
+elif command -v clang >/dev/null; then
 	echo "=== build-fuzz (CC=clang -Dfuzz=true, 10 s per target)"
 	{ [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true >build-fuzz.setup.log 2>&1; } &&
 		ninja -C build-fuzz >/dev/null && tests/fuzz/run.sh 10 build-fuzz &&
-		pass=$((pass + 1)) || { fail=$((fail + 1)); status=1; }
+		pass=$((pass + 1)) || { fail=$((fail + 1)); failed+=("fuzz smoke run"); status=1; }
 else
 	echo "SKIP fuzz: clang not installed (guest/setup.sh --deps-only installs it)"
 fi
 [ $fail -gt 0 ] && status=1
-echo "$skip skipped (need /dev/kvm or root; see the SKIP lines above)"
+echo "=== summary ($(( $(date +%s) - t_start )) s)"
+for l in "${failed[@]}"; do echo "not passed: $l"; done
+echo "$kvm_ran KVM cases ran on real KVM (${where:-not run}), $kvm_skip KVM cases skipped (each counted as failed)"
+echo "$skip host cases skipped (need root or a tool; see the SKIP lines above)"
 echo "$pass passed, $fail failed"
 exit $status

@@ -12,7 +12,12 @@
 # restored guest must answer a command typed on its serial console and then
 # power off cleanly.
 #
-# Usage: tests/linux/run.sh [--qemu] [--devices] [--snapshot] [WAFER_BIN]
+# With --migrate (wafer only) the guest, again with a console shell, moves to a
+# second wafer (`wafer run --incoming tcp:127.0.0.1:PORT`) by `wafer migrate`
+# while it runs; the destination's guest must answer a typed command and power
+# off cleanly, and the source must exit 0 after the hand-over.
+#
+# Usage: tests/linux/run.sh [--qemu] [--devices] [--snapshot] [--migrate] [WAFER_BIN]
 #   WAFER_BIN               wafer binary (default: $WAFER_BIN or build/wafer)
 #   --qemu                  boot under qemu-system-x86_64 -accel tcg instead of
 #                           wafer: checks the guest side where /dev/kvm is absent
@@ -31,6 +36,7 @@
 #   WAFER_GUEST_DIR         where the initramfs, boot log and disk image go
 #                           (default: <dir of WAFER_BIN>/guest)
 #   WAFER_CACHE, WAFER_KERNEL_DIR  kernel cache (see guest/defaults.sh)
+#   WAFER_KVM_REQUIRED=1    no usable /dev/kvm is a failure, not a skip (the KVM lane)
 # Exit: 0 pass, 1 fail, 77 skip (no usable /dev/kvm; --devices: not root),
 # as meson expects.
 set -uo pipefail
@@ -41,13 +47,15 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 mode=wafer
 devices=0
 snapshot=0
+migrate=0
 wafer=${WAFER_BIN:-}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--qemu) mode=qemu ;;
 	--devices) devices=1 ;;
 	--snapshot) snapshot=1 ;;
-	-*) echo "usage: $0 [--qemu] [--devices] [--snapshot] [WAFER_BIN]" >&2; exit 1 ;;
+	--migrate) migrate=1 ;;
+	-*) echo "usage: $0 [--qemu] [--devices] [--snapshot] [--migrate] [WAFER_BIN]" >&2; exit 1 ;;
 	*) wafer=$1 ;;
 	esac
 	shift
@@ -75,16 +83,76 @@ cleanup() {
 trap cleanup EXIT
 trap 'fail "interrupted"' INT TERM
 
+# wait_for FILE PATTERN WHAT: until PATTERN is in FILE (serial CR LF removed),
+# while $pid lives, within timeout_s; progress lines as run.sh prints them.
+wait_for() {
+	local file=$1 pat=$2 what=$3 start now next
+	start=$(date +%s)
+	next=$((start + progress_s))
+	while ! tr -d '\r' < "$file" 2>/dev/null | grep -aq -- "$pat"; do
+		kill -0 "$pid" 2>/dev/null || { tr -d '\r' < "$file" | tail -n 30; fail "wafer exited before $what"; }
+		now=$(date +%s)
+		[ $((now - start)) -lt "$timeout_s" ] || { tr -d '\r' < "$file" | tail -n 30; fail "no $what within ${timeout_s}s"; }
+		if [ "$now" -ge "$next" ]; then
+			log "$((now - start))s: waiting for $what: $(tail -c 2000 "$file" | tr '\r' '\n' | grep -av '^[[:space:]]*$' | tail -n 1 | cut -c 1-120)"
+			next=$((now + progress_s))
+		fi
+		sleep 1
+	done
+}
+
+
+# boot_shell NAME LOG: wafer boots the guest with a shell left on its console
+# (wafer.end=shell) in the background ($pid); returns once the shell is up.
+boot_shell() {
+	log "booting with a console shell: $wafer run --name $1 ... (log: $2)"
+	"$wafer" run --name "$1" --kernel "$WAFER_KERNEL_DIR/vmlinuz" --initrd "$initrd" \
+		--cmdline "$cmdline wafer.end=shell" --cpus "$cpus" --memory "$memory" \
+		--cpu-template baseline < /dev/null > "$2" 2>&1 &
+	pid=$!
+	wait_for "$2" "WAFER-LINUX-OK kernel=$kver cpus=$cpus" "the boot marker"
+	wait_for "$2" "wafer.end=shell" "the console shell"
+	sleep 2
+}
+
+# answer_poweroff LOG FIFO WHAT TAG: type a command only a live shell can
+# answer (arithmetic and the boot id, not an echo of input) into FIFO, the
+# console of the wafer $pid logging to LOG; then power the guest off, which
+# must end wafer with status 0.
+answer_poweroff() {
+	local log_=$1 fifo=$2 what=$3 tag=$4 waited=0 rc
+	printf 'echo %s-ANSWER-$((6*7))-$(cat /proc/sys/kernel/random/boot_id | cut -c1-8)\n' "$tag" > "$fifo"
+	wait_for "$log_" "$tag-ANSWER-42-" "$what's answer on the serial console"
+	log "$what answered: $(tr -d '\r' < "$log_" | grep -a -o "$tag-ANSWER-42-[0-9a-f]*" | tail -n 1)"
+	printf 'poweroff -f\n' > "$fifo"
+	while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do sleep 1; waited=$((waited + 1)); done
+	wait "$pid"
+	rc=$?
+	pid=''
+	kill "$holder" 2>/dev/null
+	holder=''
+	[ $rc -eq 0 ] || { tr -d '\r' < "$log_" | tail -n 30; fail "$what: wafer exited with status $rc (expected 0 after poweroff)"; }
+}
+
+# console_fifo FIFO: a FIFO for a guest's console, kept open by a holder so
+# that wafer sees no end of input while the test types.
+console_fifo() {
+	rm -f "$1"
+	mkfifo "$1" || fail "mkfifo $1"
+	sleep 100000 > "$1" &
+	holder=$!
+}
+
 if [ $mode = wafer ]; then
 	# Checked before any download: without KVM nothing here can pass.
-	if [ ! -e /dev/kvm ]; then
-		echo "linux: SKIP: /dev/kvm does not exist (no KVM on this host; nested virtualisation off?)"
+	# In the KVM lane (WAFER_KVM_REQUIRED=1) a missing KVM is a failure.
+	no_kvm() {
+		[ "${WAFER_KVM_REQUIRED:-0}" = 1 ] && fail "$1 (WAFER_KVM_REQUIRED=1)"
+		echo "linux: SKIP: $1"
 		exit 77
-	fi
-	if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-		echo "linux: SKIP: /dev/kvm is not read-writable by $(id -un) (join the kvm group)"
-		exit 77
-	fi
+	}
+	[ -e /dev/kvm ] || no_kvm "/dev/kvm does not exist (no KVM on this host; tests/kvmvm/run.sh gives one)"
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || no_kvm "/dev/kvm is not read-writable by $(id -un) (join the kvm group)"
 	[ -x "$wafer" ] || fail "wafer binary $wafer not found; build it (ninja -C build) or pass its path"
 	guestdir=${WAFER_GUEST_DIR:-$(cd "$(dirname "$wafer")" && pwd)/guest}
 else
@@ -119,6 +187,11 @@ fi
 if [ $snapshot = 1 ]; then
 	. "$src/tests/linux/snapshot.sh"
 	snapshot_run   # boots, snapshots, restores, checks; exits
+fi
+[ $migrate = 1 ] && [ $mode != wafer ] && fail "--migrate needs wafer"
+if [ $migrate = 1 ]; then
+	. "$src/tests/linux/migrate.sh"
+	migrate_run    # boots, migrates, checks the destination; exits
 fi
 if [ $mode = wafer ]; then
 	cmd=("$wafer" run --kernel "$WAFER_KERNEL_DIR/vmlinuz" --initrd "$initrd"
