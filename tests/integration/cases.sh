@@ -6,6 +6,11 @@ set -u
 WAFER=${WAFER:?WAFER must point to the wafer binary}
 GUESTS=${GUESTS:-}
 CASE=${1:?case name}
+# WAFER_TIME_SCALE stretches the cases' own time limits on slow machines (the
+# KVM test VM runs under emulation; sanitizers slow wafer down): the lane sets
+# it, nothing else changes.
+S=${WAFER_TIME_SCALE:-1}
+[[ $S =~ ^[1-9][0-9]*$ ]] || { echo "WAFER_TIME_SCALE=$S: expected a whole factor"; exit 1; }
 T=$(mktemp -d /tmp/wafer-it.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
@@ -18,9 +23,9 @@ skip() { echo "SKIP [$CASE]: $*"; exit 77; }
 run_wafer() {
 	local in=/dev/null
 	[ -f "$T/in" ] && in="$T/in"
-	timeout --kill-after=5 "${TIMEOUT:-120}" "$WAFER" "$@" <"$in" >"$T/out" 2>"$T/err"
+	timeout --kill-after=5 "$(( ${TIMEOUT:-120} * S ))" "$WAFER" "$@" <"$in" >"$T/out" 2>"$T/err"
 	rc=$?
-	[ $rc -eq 124 ] && fail "timed out after ${TIMEOUT:-120}s: wafer $*"
+	[ $rc -eq 124 ] && fail "timed out after $(( ${TIMEOUT:-120} * S ))s: wafer $*"
 	return 0
 }
 
@@ -92,12 +97,12 @@ start_api() {
 	fail "API socket $SOCK did not appear"
 }
 wait_wafer() {  # wait for the background wafer (bounded); sets rc
-	for _ in $(seq 600); do kill -0 "$WPID" 2>/dev/null || break; sleep 0.1; done
+	for _ in $(seq $((600 * S))); do kill -0 "$WPID" 2>/dev/null || break; sleep 0.1; done
 	kill -0 "$WPID" 2>/dev/null && { kill -9 "$WPID"; fail "wafer did not exit"; }
 	wait "$WPID"; rc=$?
 }
 wait_output() {  # PATTERN: wait until the guest printed it
-	for _ in $(seq 300); do grep -q -- "$1" "$T/out" && return 0; sleep 0.1; done
+	for _ in $(seq $((300 * S))); do grep -q -- "$1" "$T/out" && return 0; sleep 0.1; done
 	fail "guest never printed '$1'"
 }
 
@@ -569,21 +574,21 @@ migrate-dirtier-busy|migrate-counter-refused)
 	# wait_exit PID SECS: its exit status in $rc; fails if it outlives SECS.
 	wait_exit() {
 		local i
-		for i in $(seq $(( $2 * 10 ))); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$1" 2>/dev/null && sfail "process $1 still running after $2 s"
+		for i in $(seq $(( $2 * 10 * S ))); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$1" 2>/dev/null && sfail "process $1 still running after $(( $2 * S )) s"
 		wait "$1"; rc=$?
 	}
 	# wait_line FILE ERE SECS [PID]: FILE gets a line matching ERE (while
 	# PID, the process writing it, still runs).
 	wait_line() {
 		local i
-		for i in $(seq $(( $3 * 10 ))); do
+		for i in $(seq $(( $3 * 10 * S ))); do
 			grep -qE -- "$2" "$1" 2>/dev/null && return 0
 			[ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null &&
 				{ grep -qE -- "$2" "$1" 2>/dev/null && return 0; sfail "exited before printing '$2' to $1"; }
 			sleep 0.1
 		done
-		sfail "$1: nothing matching '$2' within $3 s"
+		sfail "$1: nothing matching '$2' within $(( $3 * S )) s"
 	}
 	wait_sock() {  # NAME: its API socket exists
 		local i
@@ -622,7 +627,7 @@ migrate-dirtier-busy|migrate-counter-refused)
 		"$WAFER" stop --force "$src" >"$T/stop.log" 2>&1 || kill -TERM "$spid"
 		wait_exit "$spid" 30
 		grep -q 'counter done' "$T/a.out" && sfail "the guest finished before the snapshot"
-		timeout --kill-after=5 300 "$WAFER" run --restore "$T/snap" --name "$dst" \
+		timeout --kill-after=5 $((300 * S)) "$WAFER" run --restore "$T/snap" --name "$dst" \
 			</dev/null >"$T/b.out" 2>"$T/b.out.err"; rc=$?
 		[ $rc -eq 0 ] || sfail "restored VM exit $rc, expected 0 (counter done)"
 		grep -q '^tick=' "$T/b.out" || sfail "no report after the restore"
@@ -645,7 +650,7 @@ migrate-dirtier-busy|migrate-counter-refused)
 		vm "$src" "$T/src.out" ${nss:+--ns "$nss"} --kernel "$counter_elf" --memory 64M \
 			--cmdline "ticks=300"; local spid=$VPID
 		wait_line "$T/src.out" '^tick=20 ' 60 "$spid"
-		timeout --kill-after=5 300 "$WAFER" migrate "$src" "$url" --timeout 240 \
+		timeout --kill-after=5 $((300 * S)) "$WAFER" migrate "$src" "$url" --timeout $((240 * S)) \
 			</dev/null >"$T/migrate.log" 2>&1 || sfail "wafer migrate exit $?"
 		wait_exit "$spid" 60
 		[ $rc -eq 0 ] || sfail "source exit $rc after the migration, expected 0"
@@ -687,7 +692,7 @@ migrate-dirtier-busy|migrate-counter-refused)
 			--cmdline "mib=384 secs=45 every_ms=500"; spid=$VPID
 		wait_line "$T/src.out" '^dirtier: pass=' 60 "$spid"
 		sleep 2
-		timeout --kill-after=5 400 "$WAFER" migrate "$src" "$url" --downtime-ms 20 --timeout 300 \
+		timeout --kill-after=5 $((400 * S)) "$WAFER" migrate "$src" "$url" --downtime-ms 20 --timeout $((300 * S)) \
 			</dev/null >"$T/migrate.log" 2>&1 || sfail "wafer migrate exit $? (did not converge?)"
 		cat "$T/migrate.log"
 		grep -qi 'round' "$T/migrate.log" || sfail "wafer migrate did not report its rounds"
@@ -970,7 +975,7 @@ hostile-virtq|hostile-pci|hostile-net)
 
 	head -c 512 /dev/urandom >"$T/d.img"; truncate -s 1M "$T/d.img"; cp "$T/d.img" "$T/d.orig"
 	if [ "$CASE" = hostile-net ]; then
-		timeout --kill-after=5 120 ip netns exec "$ns" "$WAFER" run --kernel "$hostile_elf" --memory 64M \
+		timeout --kill-after=5 $((120 * S)) ip netns exec "$ns" "$WAFER" run --kernel "$hostile_elf" --memory 64M \
 			--log-level warn --no-api --net tap=wtap0,mac=52:54:00:12:34:57 --cmdline "$cmd" \
 			</dev/null >"$T/out" 2>"$T/err"; rc=$?
 	else
@@ -980,7 +985,7 @@ hostile-virtq|hostile-pci|hostile-net)
 	by_running=0; kill -0 "$bypid" 2>/dev/null && by_running=1
 	bystander_done() {
 		[ "$by" = echo ] && { printf 'still-here q' >&7; exec 7>&-; }
-		for _ in $(seq 900); do kill -0 "$bypid" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq $((900 * S))); do kill -0 "$bypid" 2>/dev/null || break; sleep 0.1; done
 		kill -0 "$bypid" 2>/dev/null && fail "the bystander ($by) did not finish"
 		wait "$bypid"; byrc=$?; bypid=""
 	}

@@ -9,7 +9,7 @@
 migrate_run() {
 	local name="wafer-linux-msrc-$$" name2="wafer-linux-mdst-$$"
 	local srclog=$guestdir/linux-boot.migrate-src.log dstlog=$guestdir/linux-boot.migrate-dst.log
-	local fifo=$guestdir/migrate.fifo miglog=$guestdir/linux-migrate.log
+	local fifo=${TMPDIR:-/tmp}/wafer-linux-migr-$$.fifo miglog=$guestdir/linux-migrate.log
 	local url spid rc i
 	url=tcp:127.0.0.1:$(( 40000 + RANDOM % 20000 ))
 	boot_shell "$name" "$srclog"

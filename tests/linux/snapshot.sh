@@ -8,7 +8,7 @@
 snapshot_run() {
 	local name="wafer-linux-snap-$$" name2="wafer-linux-restored-$$"
 	local dir=$guestdir/snapshot bootlog=$guestdir/linux-boot.snapshot.log
-	local restlog=$guestdir/linux-boot.restored.log fifo=$guestdir/console.fifo
+	local restlog=$guestdir/linux-boot.restored.log fifo=${TMPDIR:-/tmp}/wafer-linux-snap-$$.fifo
 	rm -rf "$dir"
 	boot_shell "$name" "$bootlog"
 	local t0 t1
