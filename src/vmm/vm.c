@@ -341,7 +341,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
-	vm->kvm_fd = vm->vm_fd = vm->stop_eventfd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_eventfd = vm->console_wake_fd = -1;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
@@ -431,7 +431,8 @@ boot_done:
 	if (rc)
 		goto out;
 	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_eventfd < 0) {
+	vm->console_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_eventfd < 0 || vm->console_wake_fd < 0) {
 		rc = -errno;
 		log_error("eventfd: %s", strerror(errno));
 		goto out;
@@ -660,13 +661,15 @@ void vm_destroy(struct vm *vm)
 	vm->cpuid = NULL;
 	if (vm->stop_eventfd >= 0)
 		close(vm->stop_eventfd);
+	if (vm->console_wake_fd >= 0)
+		close(vm->console_wake_fd);
 	if (vm->vm_fd >= 0) {
 		irq_router_destroy(&vm->irq);
 		close(vm->vm_fd);
 	}
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
-	vm->stop_eventfd = vm->vm_fd = vm->kvm_fd = -1;
+	vm->stop_eventfd = vm->console_wake_fd = vm->vm_fd = vm->kvm_fd = -1;
 	gmem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->stop_lock);
 	pthread_mutex_destroy(&vm->pause_lock);

@@ -317,8 +317,11 @@ cli-flow)
 	[ $rc -eq 0 ] || fail "graceful stop: wafer exit $rc, expected 0 (guest powered off)" ;;
 console-flow)
 	# The serial console through the API socket: keystrokes reach the echo
-	# guest's UART and its echo comes back to the client.
-	need_kvm; [ "$(id -u)" = 0 ] || skip "needs the root runtime directory"
+	# guest's UART and its echo comes back to the client. wafer's stdin is
+	# /dev/null, so its main thread sleeps in poll when the client comes:
+	# the attach must wake it (it once did not, and the client hung).
+	need_kvm
+	[ "$(id -u)" = 0 ] || { export XDG_RUNTIME_DIR=$T/xdg; mkdir -m 700 "$XDG_RUNTIME_DIR"; }
 	name=itcons-$$
 	"$WAFER" run --kernel "$(guest echo)" --memory 64M --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
 	wait_output 'echo ready'

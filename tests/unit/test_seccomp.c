@@ -2,9 +2,10 @@
  * what the role's code paths call must pass (the vCPU child drives the real
  * platform devices through the PIO bus, the I/O child runs the real event
  * loop and io_uring disk backend, the API child serves HTTP with the real
- * server, the main child tears down and rebuilds a VM up to opening KVM),
- * a forbidden call must end the process with the log line; glibc's lazy
- * file reads; log and off modes; the README's list matches the tables. */
+ * server, the main child tears down and rebuilds a VM up to opening KVM,
+ * the main and API threads hand the console over), a forbidden call must
+ * end the process with the log line; glibc's lazy file reads; log and off
+ * modes; the README's list matches the tables. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -15,6 +16,8 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,7 +159,8 @@ static void vcpu_world(void)
 	pthread_cond_init(&vm.pause_cond, NULL);
 	irq_router_init(&vm.irq, -1, NULL);
 	vm.stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	CHECK(vm.stop_eventfd >= 0);
+	vm.console_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK(vm.stop_eventfd >= 0 && vm.console_wake_fd >= 0);
 	for (const struct device_desc *const *d = __start_wafer_devices; d < __stop_wafer_devices; d++)
 		CHECK((*d)->create(&vm) == 0);
 	vcpu_signals_init();
@@ -812,6 +816,106 @@ static void test_main_rebuild(void **state)
 	expect_forbidden(SECCOMP_ROLE_MAIN_REBUILD, call_fork, SYS_clone, "clone");
 }
 
+/* ---- the console hand-over: GET /console on the API thread ---- */
+
+/* `wafer console NAME` once hung: the attach (API thread) made the wake-up
+ * eventfd the first time a client came, while console_run (main thread,
+ * under its filter) already slept in poll without it, so it never saw the
+ * client. Here the real console_run serves under the main filter and the
+ * real console_attach runs under the API filter, in that order. */
+static struct {
+	pid_t main_tid;
+	int go[2];          /* user -> API thread: attach now */
+	int client[2];      /* [0]: the upgraded API socket, [1]: the user's end */
+	atomic_int done;    /* the done callback ran: the client was let go */
+} cons;
+
+static void console_done(void *arg)
+{
+	(void)arg;
+	atomic_store(&cons.done, 1);
+}
+
+static void *console_api_thread(void *arg)
+{
+	char err[256], c;
+	(void)arg;
+	CHECK(seccomp_install(SECCOMP_ROLE_API, err, sizeof(err)) == 0);
+	CHECK(read(cons.go[0], &c, 1) == 1);
+	CHECK(console_attach(&vm, cons.client[0], console_done, NULL) == 0);
+	return NULL;
+}
+
+/* tid is blocked in poll (or ppoll): /proc's first field of .../syscall. */
+static bool console_in_poll(pid_t tid)
+{
+	char path[64], buf[128] = "";
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	long nr = ok ? strtol(buf, NULL, 10) : -1;
+	return nr == SYS_poll || nr == SYS_ppoll;
+}
+
+/* The user (unconfined): once console_run sleeps without a client, attach,
+ * type, see the keys reach COM1's receive FIFO and the guest's output
+ * come back, then stop the VM. */
+static void *console_user_thread(void *arg)
+{
+	struct pollfd pfd = { .fd = cons.client[1], .events = POLLIN };
+	unsigned i;
+	char c;
+	(void)arg;
+
+	for (i = 0; i < 500 && !console_in_poll(cons.main_tid); i++)
+		usleep(10000);
+	usleep(20000);
+	CHECK(write(cons.go[1], "a", 1) == 1);
+	CHECK(write(cons.client[1], "hi", 2) == 2);
+	for (i = 0; i < 500 && !(inb(0x3fd) & 1); i++)     /* LSR: data ready */
+		usleep(10000);
+	CHECK((inb(0x3fd) & 1) && "the keys never reached COM1: console_run missed the client");
+	CHECK(inb(0x3f8) == 'h' && inb(0x3f8) == 'i');
+	outb(0x3f8, 'o');                                 /* the guest prints */
+	CHECK(poll(&pfd, 1, 5000) == 1 && read(cons.client[1], &c, 1) == 1 && c == 'o');
+	uint64_t one = 1;
+	CHECK(write(vm.stop_eventfd, &one, sizeof(one)) == sizeof(one));
+	return NULL;
+}
+
+static void console_handover(void *arg)
+{
+	pthread_t api, user;
+	char err[256];
+	int in[2];
+	(void)arg;
+
+	vcpu_world();
+	/* stdin: a pipe nobody writes, so console_run sleeps in poll. */
+	CHECK(pipe(in) == 0 && dup2(in[0], STDIN_FILENO) == STDIN_FILENO);
+	CHECK(pipe(cons.go) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, cons.client) == 0);
+	cons.main_tid = (pid_t)syscall(SYS_gettid);
+	CHECK(seccomp_prepare(SECCOMP_ON) == 0);
+	CHECK(pthread_create(&api, NULL, console_api_thread, NULL) == 0);
+	CHECK(pthread_create(&user, NULL, console_user_thread, NULL) == 0);
+	CHECK(seccomp_install(SECCOMP_ROLE_MAIN, err, sizeof(err)) == 0);
+	console_run(&vm);
+	CHECK(pthread_join(user, NULL) == 0 && pthread_join(api, NULL) == 0);
+	CHECK(atomic_load(&cons.done));   /* the VM stopped: the client was let go */
+}
+
+static void test_console_handover(void **state)
+{
+	struct child c;
+	(void)state;
+	run_child(console_handover, NULL, &c);
+	expect_exit0(&c);
+}
+
 /* ---- glibc's lazily read files ---- */
 
 /* Twelve threads born confined (as libmicrohttpd's are), all alive at once,
@@ -1121,6 +1225,7 @@ int main(void)
 		cmocka_unit_test(test_main_allowed),
 		cmocka_unit_test(test_main_forbidden),
 		cmocka_unit_test(test_main_rebuild),
+		cmocka_unit_test(test_console_handover),
 		cmocka_unit_test(test_state_allowed),
 		cmocka_unit_test(test_state_forbidden),
 		cmocka_unit_test(test_malloc_in_thread_arenas),
