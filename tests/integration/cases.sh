@@ -36,6 +36,12 @@ expect_error() {
 	return 0
 }
 
+# private_rundir: a non-root wafer finds VMs under $XDG_RUNTIME_DIR/wafer; give
+# it one of the case's own (root uses /run/wafer).
+private_rundir() {
+	[ "$(id -u)" = 0 ] || { export XDG_RUNTIME_DIR=$T/xdg; mkdir -p -m 700 "$XDG_RUNTIME_DIR"; }
+}
+
 need_kvm() {
 	local dev=${WAFER_KVM_DEVICE:-/dev/kvm}
 	[ -e "$dev" ] || skip "$dev not present on this host: guest boot cases cannot run"
@@ -764,8 +770,14 @@ restore-*|snapshot-*) export WAFER_KVM_DEVICE=$T/no-kvm
 	restore-flags)     expect_error 1 -- "--restore $T/snap: the snapshot gives the machine \(drop --kernel\)" run --restore "$T/snap" --kernel x
 	                   expect_error 1 -- "drop --cpus" run --restore "$T/snap" --cpus 2
 	                   expect_error 1 -- "--paused: only with --restore" run --kernel x --paused ;;
-	snapshot-cli-errors) expect_error 1 -- "expected NAME and DIR" snapshot onlyname
-	                   expect_error 1 -- "nosuchvm" snapshot nosuchvm "$T/s2" ;;
+	snapshot-cli-errors) private_rundir
+	                   expect_error 1 -- "expected NAME and DIR" snapshot onlyname
+	                   expect_error 1 -- "expected NAME and DIR" snapshot onlyname --resume
+	                   expect_error 1 -- "nosuchvm: no such VM" snapshot nosuchvm "$T/s2"
+	                   # Options after (or between) the positionals, as users write them.
+	                   expect_error 1 -- "nosuchvm: no such VM" snapshot nosuchvm "$T/s3" --resume
+	                   expect_error 1 -- "nosuchvm: no such VM" snapshot nosuchvm --resume "$T/s4"
+	                   expect_error 1 -- "--bogus: unknown option" snapshot nosuchvm "$T/s5" --bogus ;;
 	restore-valid)     expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
 	                   grep -q snapshot "$T/err" && fail "an intact snapshot was refused" ;;
 	*) fail "unknown case" ;;
@@ -798,9 +810,18 @@ incoming-*|migrate-cli-errors) export WAFER_KVM_DEVICE=$T/no-kvm
 	                  expect_error 1 -- "--incoming ftp:1: expected tcp:HOST:PORT or unix:PATH" run --incoming ftp:1
 	                  expect_error 1 -- "--incoming: not with --jail yet" run --incoming tcp::1 --jail
 	                  expect_error 1 -- "--incoming tcp:256.1.1.1:1" run --incoming tcp:256.1.1.1:1 --no-api ;;
-	migrate-cli-errors) expect_error 1 -- "expected NAME and URL" migrate onlyname
+	migrate-cli-errors) private_rundir
+	                  expect_error 1 -- "expected NAME and URL" migrate onlyname
+	                  expect_error 1 -- "expected NAME and URL" migrate onlyname --json
+	                  expect_error 1 -- "--downtime-ms 0: expected 1..60000" migrate --downtime-ms 0 a tcp:b:1
+	                  expect_error 1 -- "nosuchvm: no such VM" migrate nosuchvm tcp:127.0.0.1:1
+	                  # Options after (or between) the positionals, as users write them.
 	                  expect_error 1 -- "--downtime-ms 0: expected 1..60000" migrate a tcp:b:1 --downtime-ms 0
-	                  expect_error 1 -- "nosuchvm" migrate nosuchvm tcp:127.0.0.1:1 ;;
+	                  expect_error 1 -- "nosuchvm: no such VM" migrate nosuchvm tcp:127.0.0.1:1 \
+	                       --downtime-ms 50 --timeout 5 --max-bandwidth 1M --no-auto-converge --json
+	                  expect_error 1 -- "nosuchvm: no such VM" migrate nosuchvm --json tcp:127.0.0.1:1
+	                  expect_error 1 -- "--bogus: unknown option" migrate nosuchvm tcp:127.0.0.1:1 --bogus
+	                  expect_error 1 -- "--timeout: missing argument" migrate nosuchvm tcp:127.0.0.1:1 --timeout ;;
 	*) fail "unknown case" ;;
 	esac ;;
 kvm-absent)
