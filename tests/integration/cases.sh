@@ -24,10 +24,16 @@ run_wafer() {
 	return 0
 }
 
-# expect_error STATUS PATTERN ARGS...: wafer must exit STATUS with one stderr
-# line matching PATTERN, must not crash (no sanitizer report) and print no guest output.
+# expect_error STATUS [--] PATTERN ARGS...: wafer must exit STATUS with one
+# stderr line matching PATTERN, must not crash (no sanitizer report) and print
+# no guest output. The "--" goes before a pattern that starts with "-"; it once
+# became the pattern itself, and the real one wafer's first argument (an
+# unknown command, whose "see wafer --help" matched "--"): every such case
+# passed without checking anything.
 expect_error() {
-	local want=$1 pat=$2; shift 2
+	local want=$1; shift
+	[ "$1" = -- ] && shift
+	local pat=$1; shift
 	run_wafer "$@"
 	[ $rc -eq "$want" ] || fail "exit status $rc, expected $want: wafer $*"
 	grep -qE -- "$pat" "$T/err" || fail "stderr does not match '$pat': wafer $*"
@@ -303,6 +309,7 @@ cli-ls)
 	[ $rc -eq 4 ] || fail "wafer exit $rc after stop --force, expected 4"
 	[ ! -e "/run/wafer/$name" ] || fail "runtime directory left behind" ;;
 cli-errors)
+	private_rundir
 	expect_error 1 'nosuchvm: no such VM' pause nosuchvm
 	expect_error 1 'expected one VM name' stats
 	expect_error 1 -- '--timeout 0: expected' stop --timeout 0 x
@@ -326,8 +333,7 @@ console-flow)
 	# guest's UART and its echo comes back to the client. wafer's stdin is
 	# /dev/null, so its main thread sleeps in poll when the client comes:
 	# the attach must wake it (it once did not, and the client hung).
-	need_kvm
-	[ "$(id -u)" = 0 ] || { export XDG_RUNTIME_DIR=$T/xdg; mkdir -m 700 "$XDG_RUNTIME_DIR"; }
+	need_kvm; private_rundir
 	name=itcons-$$
 	"$WAFER" run --kernel "$(guest echo)" --memory 64M --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
 	wait_output 'echo ready'
@@ -383,6 +389,7 @@ cgroup-limits)
 	kill -TERM "$WPID"; wait_wafer
 	true ;;
 resource-bad)
+	private_rundir
 	expect_error 1 -- '--cpu-weight 0: expected 1..65535' run --kernel x --cpu-weight 0
 	expect_error 1 -- '--cpu-weight 70000: expected' run --kernel x --cpu-weight 70000
 	expect_error 1 -- '--cpu-cap -5: expected a percentage' run --kernel x --cpu-cap -5
