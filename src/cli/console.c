@@ -12,7 +12,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
@@ -54,8 +53,7 @@ static struct {
 	int fd;                    /* -1: none */
 	void (*done)(void *);
 	void *arg;
-	int wake;                  /* eventfd: console_run re-polls */
-} console_client = { PTHREAD_MUTEX_INITIALIZER, -1, NULL, NULL, -1 };
+} console_client = { PTHREAD_MUTEX_INITIALIZER, -1, NULL, NULL };
 
 int console_attach(struct vm *vm, int fd, void (*done)(void *), void *arg)
 {
@@ -67,15 +65,14 @@ int console_attach(struct vm *vm, int fd, void (*done)(void *), void *arg)
 	} else if (!vm->console) {
 		rc = -ENODEV;
 	} else {
-		if (console_client.wake < 0)
-			console_client.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		console_client.fd = fd;
 		console_client.done = done;
 		console_client.arg = arg;
 		atomic_store(&vm->console->mirror_fd, fd);
+		/* console_run is blocked in poll without the client: wake it. */
 		uint64_t one = 1;
-		(void)!write(console_client.wake, &one, sizeof(one));
+		(void)!write(vm->console_wake_fd, &one, sizeof(one));
 	}
 	pthread_mutex_unlock(&console_client.lock);
 	return rc;
@@ -156,7 +153,7 @@ int console_run(struct vm *vm)
 
 	for (;;) {
 		pthread_mutex_lock(&console_client.lock);
-		int client = console_client.fd, wake = console_client.wake;
+		int client = console_client.fd, wake = vm->console_wake_fd;
 		pthread_mutex_unlock(&console_client.lock);
 		struct pollfd pfd[5] = {
 			{ .fd = vm->stop_eventfd, .events = POLLIN },

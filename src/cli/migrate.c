@@ -95,7 +95,9 @@ int cmd_migrate(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	/* Options may follow the positionals, as in `wafer set` (no '+':
+	 * getopt permutes; "--" still ends the options). */
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			if (parse_uint(optarg, 1, 60000, &downtime)) {

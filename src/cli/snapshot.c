@@ -68,7 +68,9 @@ int cmd_snapshot(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	/* Options may follow the positionals, as in `wafer set` (no '+':
+	 * getopt permutes; "--" still ends the options). */
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r': resume = true; break;
 		case 'h': fputs(snapshot_usage, stdout); return 0;

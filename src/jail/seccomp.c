@@ -10,6 +10,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
+#include <linux/sockios.h>
 #include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -149,8 +150,9 @@ static const struct sc_rule sc_build[] = {
  * vCPU's and the VM's KVM state, dirty logging on the memslots, parking the
  * I/O thread and completing in-flight disk requests, disk identities, the
  * state and memory files (temporary name, fsync, rename), the migration
- * socket (a name may need /etc files and the resolver's sockets), the
- * auto-converge throttle thread; the destination's disk locks. */
+ * socket (a name may need /etc files and the resolver's sockets; while the
+ * peer is quiet, its send queue, SIOCOUTQ, tells a slow link from a silent
+ * peer), the auto-converge throttle thread; the destination's disk locks. */
 static const struct sc_rule sc_state[] = {
 	SC_IOCTL(KVM_CHECK_EXTENSION), SC_IOCTL(KVM_GET_MSR_INDEX_LIST), SC_IOCTL(KVM_GET_REGS),
 	SC_IOCTL(KVM_GET_SREGS), SC_IOCTL(KVM_GET_FPU), SC_IOCTL(KVM_GET_XSAVE),
@@ -159,6 +161,7 @@ static const struct sc_rule sc_state[] = {
 	SC_IOCTL(KVM_GET_VCPU_EVENTS), SC_IOCTL(KVM_GET_TSC_KHZ), SC_IOCTL(KVM_GET_IRQCHIP),
 	SC_IOCTL(KVM_GET_PIT2), SC_IOCTL(KVM_GET_CLOCK), SC_IOCTL(KVM_SET_USER_MEMORY_REGION),
 	SC_IOCTL(KVM_GET_DIRTY_LOG), SC_IOCTL(KVM_IRQ_LINE), SC_IOCTL(BLKGETSIZE64),
+	SC_IOCTL(SIOCOUTQ),
 	SC(openat), SC(close), SC(read), SC(pread64), SC(pwrite64), SC(ftruncate), SC(fsync),
 	SC(fdatasync), SC(rename), SC(renameat), SC(renameat2), SC(unlink), SC(unlinkat),
 	SC(newfstatat), SC(fstat), SC(lseek), SC(flock), SC(io_uring_enter), SC(fcntl),

@@ -122,35 +122,22 @@ static int vm_set_memslot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t s
 }
 
 /* A restored guest keeps the CPUID it booted with. Every feature bit it saw
- * must exist here, or it would run into #UD (or worse) on this host: the
- * saved table is checked against this host's supported table with the same
- * template applied, register by register, for the feature leaves. */
+ * must be one wafer would give a guest on this host, or it would run into
+ * #UD (or worse): cpuid_check_saved compares it with this host's supported
+ * table with the template applied plus the bits wafer adds itself (the
+ * hypervisor bit, which KVM never reports as supported). */
 static int vm_use_saved_cpuid(struct vm *vm, const struct kvm_cpuid2 *saved)
 {
-	/* The feature registers (leaf, which of eax/ebx/ecx/edx); sizes,
-	 * APIC ids and address widths are not features. */
-	static const struct { uint32_t leaf; unsigned regs; } feat[] = {
-		{ 0x1, 0xc }, { 0x7, 0xe }, { 0x80000001, 0xc }, { 0x80000007, 0x8 },
-	};
-	for (uint32_t i = 0; i < saved->nent; i++) {
-		const struct kvm_cpuid_entry2 *s = &saved->entries[i];
-		const struct kvm_cpuid_entry2 *h = cpuid_find(vm->cpuid, s->function, s->index);
-		unsigned regs = 0;
-		for (unsigned k = 0; k < sizeof(feat) / sizeof(feat[0]); k++)
-			if (feat[k].leaf == s->function)
-				regs = feat[k].regs;
-		const uint32_t sv[4] = { s->eax, s->ebx, s->ecx, s->edx };
-		const uint32_t hv[4] = { h ? h->eax : 0, h ? h->ebx : 0, h ? h->ecx : 0, h ? h->edx : 0 };
-		for (unsigned r = 0; r < 4; r++) {
-			if (!(regs >> r & 1) || !(sv[r] & ~hv[r]))
-				continue;
-			log_error("saved CPU: leaf 0x%x.%u %s has features 0x%08x that this host "
-				  "lacks: restore on a compatible host, or run the VM with a "
-				  "stricter --cpu-template (e.g. baseline)", s->function, s->index,
-				  (const char *[]){ "eax", "ebx", "ecx", "edx" }[r], sv[r] & ~hv[r]);
-			return -ENOTSUP;
-		}
-	}
+	char err[512];
+	int rc = cpuid_check_saved(saved, vm->cpuid, vm->ncpus, err, sizeof(err));
+
+	if (rc == -ENOTSUP)
+		log_error("saved CPU: %s: restore on a compatible host, or run the VM with a "
+			  "stricter --cpu-template (e.g. baseline)", err);
+	else if (rc)
+		log_error("saved CPU: %s", err);
+	if (rc)
+		return rc;
 	struct kvm_cpuid2 *c = cpuid_alloc(saved->nent);
 	if (!c)
 		return -ENOMEM;
@@ -354,7 +341,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
-	vm->kvm_fd = vm->vm_fd = vm->stop_eventfd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_eventfd = vm->console_wake_fd = -1;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_mutex_init(&vm->pause_lock, NULL);
@@ -444,7 +431,8 @@ boot_done:
 	if (rc)
 		goto out;
 	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_eventfd < 0) {
+	vm->console_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_eventfd < 0 || vm->console_wake_fd < 0) {
 		rc = -errno;
 		log_error("eventfd: %s", strerror(errno));
 		goto out;
@@ -673,13 +661,15 @@ void vm_destroy(struct vm *vm)
 	vm->cpuid = NULL;
 	if (vm->stop_eventfd >= 0)
 		close(vm->stop_eventfd);
+	if (vm->console_wake_fd >= 0)
+		close(vm->console_wake_fd);
 	if (vm->vm_fd >= 0) {
 		irq_router_destroy(&vm->irq);
 		close(vm->vm_fd);
 	}
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
-	vm->stop_eventfd = vm->vm_fd = vm->kvm_fd = -1;
+	vm->stop_eventfd = vm->console_wake_fd = vm->vm_fd = vm->kvm_fd = -1;
 	gmem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->stop_lock);
 	pthread_mutex_destroy(&vm->pause_lock);

@@ -115,6 +115,12 @@ struct vm {
 	int exit_status;                /* for VM_STOP_EXIT_PORT */
 	char stop_detail[256];          /* one-line diagnosis for crashes */
 	int stop_eventfd;               /* readable once the VM stopped */
+	/* Written when a client attaches to the console (API thread), so
+	 * console_run, already blocked in poll, polls the client too. Made
+	 * here, with the VM: console_run runs under the main filter, which
+	 * has no eventfd2, and a descriptor made after it started polling
+	 * would never be polled. */
+	int console_wake_fd;
 };
 
 /* Platform devices register themselves with DEVICE_REGISTER; vm_create calls

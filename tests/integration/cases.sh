@@ -29,16 +29,28 @@ run_wafer() {
 	return 0
 }
 
-# expect_error STATUS PATTERN ARGS...: wafer must exit STATUS with one stderr
-# line matching PATTERN, must not crash (no sanitizer report) and print no guest output.
+# expect_error STATUS [--] PATTERN ARGS...: wafer must exit STATUS with one
+# stderr line matching PATTERN, must not crash (no sanitizer report) and print
+# no guest output. The "--" goes before a pattern that starts with "-"; it once
+# became the pattern itself, and the real one wafer's first argument (an
+# unknown command, whose "see wafer --help" matched "--"): every such case
+# passed without checking anything.
 expect_error() {
-	local want=$1 pat=$2; shift 2
+	local want=$1; shift
+	[ "$1" = -- ] && shift
+	local pat=$1; shift
 	run_wafer "$@"
 	[ $rc -eq "$want" ] || fail "exit status $rc, expected $want: wafer $*"
 	grep -qE -- "$pat" "$T/err" || fail "stderr does not match '$pat': wafer $*"
 	grep -q 'Sanitizer' "$T/err" && fail "sanitizer report"
 	[ "$(wc -l <"$T/err")" -le 2 ] || fail "more than a short error message on stderr"
 	return 0
+}
+
+# private_rundir: a non-root wafer finds VMs under $XDG_RUNTIME_DIR/wafer; give
+# it one of the case's own (root uses /run/wafer).
+private_rundir() {
+	[ "$(id -u)" = 0 ] || { export XDG_RUNTIME_DIR=$T/xdg; mkdir -p -m 700 "$XDG_RUNTIME_DIR"; }
 }
 
 # In the KVM lane (tests/kvmvm/run.sh, WAFER_KVM_REQUIRED=1) a case never
@@ -311,6 +323,7 @@ cli-ls)
 	[ $rc -eq 4 ] || fail "wafer exit $rc after stop --force, expected 4"
 	[ ! -e "/run/wafer/$name" ] || fail "runtime directory left behind" ;;
 cli-errors)
+	private_rundir
 	expect_error 1 'nosuchvm: no such VM' pause nosuchvm
 	expect_error 1 'expected one VM name' stats
 	expect_error 1 -- '--timeout 0: expected' stop --timeout 0 x
@@ -331,8 +344,10 @@ cli-flow)
 	[ $rc -eq 0 ] || fail "graceful stop: wafer exit $rc, expected 0 (guest powered off)" ;;
 console-flow)
 	# The serial console through the API socket: keystrokes reach the echo
-	# guest's UART and its echo comes back to the client.
-	need_kvm; [ "$(id -u)" = 0 ] || skip "needs the root runtime directory"
+	# guest's UART and its echo comes back to the client. wafer's stdin is
+	# /dev/null, so its main thread sleeps in poll when the client comes:
+	# the attach must wake it (it once did not, and the client hung).
+	need_kvm; private_rundir
 	name=itcons-$$
 	"$WAFER" run --kernel "$(guest echo)" --memory 64M --name "$name" </dev/null >"$T/out" 2>"$T/err" & WPID=$!
 	wait_output 'echo ready'
@@ -388,6 +403,7 @@ cgroup-limits)
 	kill -TERM "$WPID"; wait_wafer
 	true ;;
 resource-bad)
+	private_rundir
 	expect_error 1 -- '--cpu-weight 0: expected 1..65535' run --kernel x --cpu-weight 0
 	expect_error 1 -- '--cpu-weight 70000: expected' run --kernel x --cpu-weight 70000
 	expect_error 1 -- '--cpu-cap -5: expected a percentage' run --kernel x --cpu-cap -5
@@ -525,7 +541,7 @@ jail-bad)
 # Listed before the restore-*/snapshot-* branch below, whose globs would take
 # snapshot-restore*. counter.c documents the output that check-counter.sh
 # verifies: no report lost or repeated across the cut, every checksum right.
-snapshot-restore|snapshot-restore-blk|migrate-counter-loopback|migrate-counter-unix|migrate-counter-netns|\
+snapshot-restore|snapshot-restore-blk|snapshot-restore-baseline|migrate-counter-loopback|migrate-counter-unix|migrate-counter-netns|\
 migrate-dirtier-busy|migrate-counter-refused)
 	need_kvm
 	counter_elf=$(guest counter) || exit 1
@@ -667,6 +683,10 @@ migrate-dirtier-busy|migrate-counter-refused)
 	snapshot-restore-blk)
 		truncate -s 1M "$T/d.img"
 		snapshot_counter "ticks=200 blk=1" --disk "$T/d.img" ;;
+	snapshot-restore-baseline)
+		# The baseline template sets the hypervisor bit, which KVM does not
+		# report as supported: the restore's CPUID check must accept it.
+		snapshot_counter "ticks=200" --cpu-template baseline ;;
 	migrate-counter-loopback) migrate_counter "tcp:127.0.0.1:$port" ;;
 	migrate-counter-unix) migrate_counter "unix:$T/mig.sock" ;;
 	migrate-counter-netns)
@@ -771,8 +791,14 @@ restore-*|snapshot-*) export WAFER_KVM_DEVICE=$T/no-kvm
 	restore-flags)     expect_error 1 -- "--restore $T/snap: the snapshot gives the machine \(drop --kernel\)" run --restore "$T/snap" --kernel x
 	                   expect_error 1 -- "drop --cpus" run --restore "$T/snap" --cpus 2
 	                   expect_error 1 -- "--paused: only with --restore" run --kernel x --paused ;;
-	snapshot-cli-errors) expect_error 1 -- "expected NAME and DIR" snapshot onlyname
-	                   expect_error 1 -- "nosuchvm" snapshot nosuchvm "$T/s2" ;;
+	snapshot-cli-errors) private_rundir
+	                   expect_error 1 -- "expected NAME and DIR" snapshot onlyname
+	                   expect_error 1 -- "expected NAME and DIR" snapshot onlyname --resume
+	                   expect_error 1 -- "nosuchvm: no such VM" snapshot nosuchvm "$T/s2"
+	                   # Options after (or between) the positionals, as users write them.
+	                   expect_error 1 -- "nosuchvm: no such VM" snapshot nosuchvm "$T/s3" --resume
+	                   expect_error 1 -- "nosuchvm: no such VM" snapshot nosuchvm --resume "$T/s4"
+	                   expect_error 1 -- "--bogus: unknown option" snapshot nosuchvm "$T/s5" --bogus ;;
 	restore-valid)     expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
 	                   grep -q snapshot "$T/err" && fail "an intact snapshot was refused" ;;
 	*) fail "unknown case" ;;
@@ -805,9 +831,18 @@ incoming-*|migrate-cli-errors) export WAFER_KVM_DEVICE=$T/no-kvm
 	                  expect_error 1 -- "--incoming ftp:1: expected tcp:HOST:PORT or unix:PATH" run --incoming ftp:1
 	                  expect_error 1 -- "--incoming: not with --jail yet" run --incoming tcp::1 --jail
 	                  expect_error 1 -- "--incoming tcp:256.1.1.1:1" run --incoming tcp:256.1.1.1:1 --no-api ;;
-	migrate-cli-errors) expect_error 1 -- "expected NAME and URL" migrate onlyname
+	migrate-cli-errors) private_rundir
+	                  expect_error 1 -- "expected NAME and URL" migrate onlyname
+	                  expect_error 1 -- "expected NAME and URL" migrate onlyname --json
+	                  expect_error 1 -- "--downtime-ms 0: expected 1..60000" migrate --downtime-ms 0 a tcp:b:1
+	                  expect_error 1 -- "nosuchvm: no such VM" migrate nosuchvm tcp:127.0.0.1:1
+	                  # Options after (or between) the positionals, as users write them.
 	                  expect_error 1 -- "--downtime-ms 0: expected 1..60000" migrate a tcp:b:1 --downtime-ms 0
-	                  expect_error 1 -- "nosuchvm" migrate nosuchvm tcp:127.0.0.1:1 ;;
+	                  expect_error 1 -- "nosuchvm: no such VM" migrate nosuchvm tcp:127.0.0.1:1 \
+	                       --downtime-ms 50 --timeout 5 --max-bandwidth 1M --no-auto-converge --json
+	                  expect_error 1 -- "nosuchvm: no such VM" migrate nosuchvm --json tcp:127.0.0.1:1
+	                  expect_error 1 -- "--bogus: unknown option" migrate nosuchvm tcp:127.0.0.1:1 --bogus
+	                  expect_error 1 -- "--timeout: missing argument" migrate nosuchvm tcp:127.0.0.1:1 --timeout ;;
 	*) fail "unknown case" ;;
 	esac ;;
 kvm-absent)

@@ -1,6 +1,7 @@
 /* Unit tests for CPU templates (src/arch/x86/cpuid.c): host/baseline masking,
- * the dependency pass, leaf caps, per-vCPU topology, and the JSON template
- * parser and loader (docs/cpu-templates.md). */
+ * the dependency pass, leaf caps, per-vCPU topology, the JSON template
+ * parser and loader, and the check of a saved (restored) table against this
+ * host (docs/cpu-templates.md). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -861,6 +862,118 @@ static void test_baseline_json_file(void **state)
 	free(a);
 }
 
+/* What wafer would build for a guest on a host whose KVM reports `host`:
+ * the template applied, as vm_create does before a snapshot saves it. */
+static struct kvm_cpuid2 *built_with(const char *template, const struct kvm_cpuid_entry2 *host,
+				     unsigned n)
+{
+	struct cpuid_template t;
+	struct kvm_cpuid2 *c = table_from(host, n);
+
+	load_ok(template, &t);
+	cpuid_template_apply(&t, c);
+	return c;
+}
+
+static void check_saved_ok(const struct kvm_cpuid2 *saved, const struct kvm_cpuid2 *here,
+			   unsigned ncpus, const char *what)
+{
+	char err[512] = "";
+	int rc = cpuid_check_saved(saved, here, ncpus, err, sizeof(err));
+
+	if (rc)
+		fail_msg("%s: refused (%d): %s", what, rc, err);
+}
+
+static void check_saved_refused(const struct kvm_cpuid2 *saved, const struct kvm_cpuid2 *here,
+				const char *expect1, const char *expect2)
+{
+	char err[512] = "";
+
+	assert_int_equal(cpuid_check_saved(saved, here, 2, err, sizeof(err)), -ENOTSUP);
+	if (!strstr(err, expect1) || !strstr(err, expect2))
+		fail_msg("refusal \"%s\" lacks \"%s\" or \"%s\"", err, expect1, expect2);
+}
+
+/* A table wafer built on host X is accepted when restored on host X. A
+ * restore or an incoming migration builds with "host" (snapshot_parse_config);
+ * the same template as the source is checked too. The baseline template and
+ * the per-vCPU pass set the hypervisor bit, which KVM never reports as
+ * supported: the check once compared with KVM's table alone and refused
+ * every baseline snapshot. */
+static void test_saved_own_table_accepted(void **state)
+{
+	char nox[4096];
+	const char *templates[] = { "host", "baseline", nox };
+	struct kvm_cpuid2 *restore_here = built_with("host", modern_entries, ARRAY_SIZE(modern_entries));
+	(void)state;
+
+	snprintf(nox, sizeof(nox), "%s/templates/cpu/no-avx512.json", WAFER_SOURCE_ROOT);
+	assert_int_equal(modern_entries[1].ecx & HYPERVISOR, 0);   /* as KVM reports it */
+	for (size_t i = 0; i < ARRAY_SIZE(templates); i++) {
+		struct kvm_cpuid2 *saved = built_with(templates[i], modern_entries,
+						      ARRAY_SIZE(modern_entries));
+		struct kvm_cpuid2 *same = built_with(templates[i], modern_entries,
+						     ARRAY_SIZE(modern_entries));
+
+		if (!strcmp(templates[i], "baseline"))
+			assert_int_equal(must_find(saved, 0x1, 0)->ecx & HYPERVISOR, HYPERVISOR);
+		for (unsigned ncpus = 1; ncpus <= 4; ncpus += 3) {
+			check_saved_ok(saved, restore_here, ncpus, templates[i]);
+			check_saved_ok(saved, same, ncpus, templates[i]);
+			/* A vCPU's own table (topology applied) passes too. */
+			struct kvm_cpuid2 *vcpu = table_from(saved->entries, saved->nent);
+			cpuid_set_topology(vcpu, ncpus - 1, ncpus);
+			check_saved_ok(vcpu, restore_here, ncpus, templates[i]);
+			free(vcpu);
+		}
+		free(saved);
+		free(same);
+	}
+	free(restore_here);
+}
+
+/* A feature the guest saw and this host's KVM does not offer is refused, by
+ * leaf, register, bits and name. */
+static void test_saved_missing_feature_refused(void **state)
+{
+	struct kvm_cpuid_entry2 older[ARRAY_SIZE(modern_entries)];
+	struct kvm_cpuid2 *saved = built_with("host", modern_entries, ARRAY_SIZE(modern_entries));
+	struct kvm_cpuid2 *base = built_with("baseline", modern_entries, ARRAY_SIZE(modern_entries));
+	struct kvm_cpuid2 *here;
+	(void)state;
+
+	memcpy(older, modern_entries, sizeof(older));
+	older[8].ebx &= ~AVX2;                 /* leaf 7.0 */
+	assert_int_equal(older[8].function, 0x7);
+	here = built_with("host", older, ARRAY_SIZE(older));
+	check_saved_refused(saved, here, "leaf 0x7.0 ebx has features 0xc0030020", "(avx2 avx512f");
+	check_saved_ok(base, here, 2, "baseline without avx2");   /* baseline hides AVX2 */
+	free(here);
+
+	memcpy(older, modern_entries, sizeof(older));
+	older[1].ecx &= ~(AES | RDRAND);       /* leaf 1 */
+	here = built_with("host", older, ARRAY_SIZE(older));
+	check_saved_refused(saved, here, "leaf 0x1.0 ecx has features 0x42000000", "(aes rdrand)");
+	check_saved_refused(base, here, "leaf 0x1.0 ecx", "(aes rdrand)");
+	free(here);
+
+	memcpy(older, modern_entries, sizeof(older));
+	older[9].eax &= ~AVX_VNNI;             /* leaf 7.1 EAX holds features too */
+	assert_int_equal(older[9].index, 1);
+	here = built_with("host", older, ARRAY_SIZE(older));
+	check_saved_refused(saved, here, "leaf 0x7.1 eax", "(avx_vnni)");
+	free(here);
+
+	/* A leaf this host does not have at all. */
+	here = built_with("host", modern_entries, ARRAY_SIZE(modern_entries) - 2);
+	assert_int_equal(must_find(saved, 0x80000007, 0)->edx, INVTSC);
+	check_saved_refused(saved, here, "leaf 0x80000007.0 edx", "(invtsc)");
+	free(here);
+	free(saved);
+	free(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -878,6 +991,8 @@ int main(void)
 		cmocka_unit_test(test_json_too_many_with_disable),
 		cmocka_unit_test(test_load_files),
 		cmocka_unit_test(test_baseline_json_file),
+		cmocka_unit_test(test_saved_own_table_accepted),
+		cmocka_unit_test(test_saved_missing_feature_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

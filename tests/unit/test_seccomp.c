@@ -2,19 +2,24 @@
  * what the role's code paths call must pass (the vCPU child drives the real
  * platform devices through the PIO bus, the I/O child runs the real event
  * loop and io_uring disk backend, the API child serves HTTP with the real
- * server, the main child tears down and rebuilds a VM up to opening KVM),
- * a forbidden call must end the process with the log line; glibc's lazy
- * file reads; log and off modes; the README's list matches the tables. */
+ * server, the main child tears down and rebuilds a VM up to opening KVM,
+ * the main and API threads hand the console over, the state child writes
+ * snapshot files and migrates to a slow receiver), a forbidden call must
+ * end the process with the log line; glibc's lazy file reads; log and off
+ * modes; the README's list matches the tables. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,7 +161,8 @@ static void vcpu_world(void)
 	pthread_cond_init(&vm.pause_cond, NULL);
 	irq_router_init(&vm.irq, -1, NULL);
 	vm.stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	CHECK(vm.stop_eventfd >= 0);
+	vm.console_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK(vm.stop_eventfd >= 0 && vm.console_wake_fd >= 0);
 	for (const struct device_desc *const *d = __start_wafer_devices; d < __stop_wafer_devices; d++)
 		CHECK((*d)->create(&vm) == 0);
 	vcpu_signals_init();
@@ -812,6 +818,106 @@ static void test_main_rebuild(void **state)
 	expect_forbidden(SECCOMP_ROLE_MAIN_REBUILD, call_fork, SYS_clone, "clone");
 }
 
+/* ---- the console hand-over: GET /console on the API thread ---- */
+
+/* `wafer console NAME` once hung: the attach (API thread) made the wake-up
+ * eventfd the first time a client came, while console_run (main thread,
+ * under its filter) already slept in poll without it, so it never saw the
+ * client. Here the real console_run serves under the main filter and the
+ * real console_attach runs under the API filter, in that order. */
+static struct {
+	pid_t main_tid;
+	int go[2];          /* user -> API thread: attach now */
+	int client[2];      /* [0]: the upgraded API socket, [1]: the user's end */
+	atomic_int done;    /* the done callback ran: the client was let go */
+} cons;
+
+static void console_done(void *arg)
+{
+	(void)arg;
+	atomic_store(&cons.done, 1);
+}
+
+static void *console_api_thread(void *arg)
+{
+	char err[256], c;
+	(void)arg;
+	CHECK(seccomp_install(SECCOMP_ROLE_API, err, sizeof(err)) == 0);
+	CHECK(read(cons.go[0], &c, 1) == 1);
+	CHECK(console_attach(&vm, cons.client[0], console_done, NULL) == 0);
+	return NULL;
+}
+
+/* tid is blocked in poll (or ppoll): /proc's first field of .../syscall. */
+static bool console_in_poll(pid_t tid)
+{
+	char path[64], buf[128] = "";
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	long nr = ok ? strtol(buf, NULL, 10) : -1;
+	return nr == SYS_poll || nr == SYS_ppoll;
+}
+
+/* The user (unconfined): once console_run sleeps without a client, attach,
+ * type, see the keys reach COM1's receive FIFO and the guest's output
+ * come back, then stop the VM. */
+static void *console_user_thread(void *arg)
+{
+	struct pollfd pfd = { .fd = cons.client[1], .events = POLLIN };
+	unsigned i;
+	char c;
+	(void)arg;
+
+	for (i = 0; i < 500 && !console_in_poll(cons.main_tid); i++)
+		usleep(10000);
+	usleep(20000);
+	CHECK(write(cons.go[1], "a", 1) == 1);
+	CHECK(write(cons.client[1], "hi", 2) == 2);
+	for (i = 0; i < 500 && !(inb(0x3fd) & 1); i++)     /* LSR: data ready */
+		usleep(10000);
+	CHECK((inb(0x3fd) & 1) && "the keys never reached COM1: console_run missed the client");
+	CHECK(inb(0x3f8) == 'h' && inb(0x3f8) == 'i');
+	outb(0x3f8, 'o');                                 /* the guest prints */
+	CHECK(poll(&pfd, 1, 5000) == 1 && read(cons.client[1], &c, 1) == 1 && c == 'o');
+	uint64_t one = 1;
+	CHECK(write(vm.stop_eventfd, &one, sizeof(one)) == sizeof(one));
+	return NULL;
+}
+
+static void console_handover(void *arg)
+{
+	pthread_t api, user;
+	char err[256];
+	int in[2];
+	(void)arg;
+
+	vcpu_world();
+	/* stdin: a pipe nobody writes, so console_run sleeps in poll. */
+	CHECK(pipe(in) == 0 && dup2(in[0], STDIN_FILENO) == STDIN_FILENO);
+	CHECK(pipe(cons.go) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, cons.client) == 0);
+	cons.main_tid = (pid_t)syscall(SYS_gettid);
+	CHECK(seccomp_prepare(SECCOMP_ON) == 0);
+	CHECK(pthread_create(&api, NULL, console_api_thread, NULL) == 0);
+	CHECK(pthread_create(&user, NULL, console_user_thread, NULL) == 0);
+	CHECK(seccomp_install(SECCOMP_ROLE_MAIN, err, sizeof(err)) == 0);
+	console_run(&vm);
+	CHECK(pthread_join(user, NULL) == 0 && pthread_join(api, NULL) == 0);
+	CHECK(atomic_load(&cons.done));   /* the VM stopped: the client was let go */
+}
+
+static void test_console_handover(void **state)
+{
+	struct child c;
+	(void)state;
+	run_child(console_handover, NULL, &c);
+	expect_exit0(&c);
+}
+
 /* ---- glibc's lazily read files ---- */
 
 /* Twelve threads born confined (as libmicrohttpd's are), all alive at once,
@@ -985,16 +1091,28 @@ static void test_readme_in_sync(void **state)
  * guest memory, which must then equal the sender's. */
 struct state_recv {
 	int lfd;
+	atomic_bool accepting;   /* the thread is at migrate_accept: fork now */
 	struct guest_mem mem;
 	int rc;
 	char err[256];
 };
+
+/* A real destination takes a while to build its VM and to load the state;
+ * meanwhile the source sits in its poll loop, whose idle slices (100 ms) ask
+ * the socket for its send queue (SIOCOUTQ). A receiver that answers at once
+ * never lets that run: this one takes three slices for each. */
+static void sr_busy(void)
+{
+	struct timespec ts = { 0, 350 * 1000000L };
+	nanosleep(&ts, NULL);
+}
 
 static int sr_prepare(void *o, const void *hello, size_t len, uint64_t size, struct guest_mem **m,
 		      char *err, size_t errlen)
 {
 	struct state_recv *r = o;
 	(void)hello, (void)len, (void)err, (void)errlen;
+	sr_busy();
 	if (gmem_alloc(&r->mem, size))
 		return -ENOMEM;
 	*m = &r->mem;
@@ -1005,6 +1123,7 @@ static int sr_load(void *o, const struct snap_reader *rd, char *err, size_t errl
 {
 	struct snap_section s;
 	(void)o, (void)err, (void)errlen;
+	sr_busy();
 	return snap_reader_find(rd, "test", 0, &s);
 }
 
@@ -1013,6 +1132,7 @@ static void *state_receiver(void *arg)
 	static const struct migrate_dest_ops ops = { sr_prepare, sr_load };
 	struct state_recv *r = arg;
 	int fd;
+	atomic_store(&r->accepting, true);
 	r->rc = migrate_accept(r->lfd, 20000, &fd, r->err, sizeof(r->err));
 	if (!r->rc) {
 		r->rc = migrate_receive(fd, &ops, r, NULL, NULL, r->err, sizeof(r->err));
@@ -1060,44 +1180,66 @@ static void state_allowed(void *arg)
 	snprintf(path, sizeof(path), "%s/memory", state_dir);
 	CHECK(snapshot_disk_identity(path, &id) == 0 && id.size == 4096);
 	CHECK(gmem_dirty_start(&state_mem) == 0);
-	int fd;
+	int fd, q = -1;
 	CHECK(migrate_connect(state_url, 10000, &fd, err, sizeof(err)) == 0);
+	CHECK(ioctl(fd, SIOCOUTQ, &q) == 0 && q == 0);
 	CHECK(migrate_send(fd, &state_mem, "hi", 2, &ops, &state_mem, NULL, NULL, err,
 			   sizeof(err)) == 0);
 	close(fd);
 }
 
-static void test_state_allowed(void **state)
+/* One migration from the confined child to a receiver here, over url. */
+static void state_migrate(const char *url)
 {
 	struct state_recv r = { .lfd = -1 };
 	struct child c;
 	pthread_t t;
-	(void)state;
 
-	snprintf(state_dir, sizeof(state_dir), "/tmp/wafer-sc-state.XXXXXX");
-	assert_non_null(mkdtemp(state_dir));
 	assert_int_equal(gmem_alloc(&state_mem, 8u << 20), 0);
 	for (uint64_t i = 0; i < state_mem.size; i += 4096)
 		state_mem.host[i] = (uint8_t)(i >> 12 | 1);
-	assert_int_equal(migrate_listen("tcp:127.0.0.1:0", &r.lfd, r.err, sizeof(r.err)), 0);
+	assert_int_equal(migrate_listen(url, &r.lfd, r.err, sizeof(r.err)), 0);
 	assert_int_equal(migrate_listen_url(r.lfd, state_url, sizeof(state_url)), 0);
 	assert_int_equal(pthread_create(&t, NULL, state_receiver, &r), 0);
+	/* Fork only once the thread has started and allocates nothing: the
+	 * ASan allocator's locks are not made fork-safe, and a child forked
+	 * while the thread held one waits for it forever. */
+	while (!atomic_load(&r.accepting))
+		usleep(1000);
 	run_child(state_allowed, NULL, &c);
 	pthread_join(t, NULL);
 	close(r.lfd);
 	expect_exit0(&c);
-	assert_int_equal(r.rc, 0);
+	if (r.rc)
+		fail_msg("%s: the receiver says: %s", url, r.err);
 	assert_memory_equal(r.mem.host, state_mem.host, state_mem.size);
 	gmem_free(&r.mem);
 	gmem_free(&state_mem);
-	char path[128];
+}
+
+/* Over TCP loopback, as `wafer migrate NAME tcp:HOST:PORT`, and a unix
+ * socket, with a destination slow enough for the sender's idle polls. */
+static void test_state_allowed(void **state)
+{
+	char path[128], unix_url[128];
+	(void)state;
+
+	snprintf(state_dir, sizeof(state_dir), "/tmp/wafer-sc-state.XXXXXX");
+	assert_non_null(mkdtemp(state_dir));
+	state_migrate("tcp:127.0.0.1:0");
+	snprintf(unix_url, sizeof(unix_url), "unix:%s/mig.sock", state_dir);
+	state_migrate(unix_url);
 	snprintf(path, sizeof(path), "%s/memory", state_dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/mig.sock", state_dir);
 	unlink(path);
 	rmdir(state_dir);
 }
 
 static void call_kvm_set_regs(void) { struct kvm_regs r = { 0 }; ioctl(-1, KVM_SET_REGS, &r); }
 static void call_listen(void) { listen(-1, 1); }
+/* Of the socket ioctls only SIOCOUTQ: not, say, its neighbour SIOCINQ. */
+static void call_siocinq(void) { int q; ioctl(-1, SIOCINQ, &q); }
 
 static void test_state_forbidden(void **state)
 {
@@ -1106,6 +1248,7 @@ static void test_state_forbidden(void **state)
 	expect_forbidden(SECCOMP_ROLE_STATE, call_ptrace, SYS_ptrace, "ptrace");
 	expect_forbidden(SECCOMP_ROLE_STATE, call_kvm_set_regs, SYS_ioctl, "ioctl");
 	expect_forbidden(SECCOMP_ROLE_STATE, call_listen, SYS_listen, "listen");
+	expect_forbidden(SECCOMP_ROLE_STATE, call_siocinq, SYS_ioctl, "ioctl");
 	expect_forbidden(SECCOMP_ROLE_STATE, call_fork, SYS_clone, "clone");
 }
 
@@ -1121,6 +1264,7 @@ int main(void)
 		cmocka_unit_test(test_main_allowed),
 		cmocka_unit_test(test_main_forbidden),
 		cmocka_unit_test(test_main_rebuild),
+		cmocka_unit_test(test_console_handover),
 		cmocka_unit_test(test_state_allowed),
 		cmocka_unit_test(test_state_forbidden),
 		cmocka_unit_test(test_malloc_in_thread_arenas),

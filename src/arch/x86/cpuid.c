@@ -1,6 +1,7 @@
 /* CPU templates: KVM_GET_SUPPORTED_CPUID filtered through masking rules (built
  * in or from JSON, docs/cpu-templates.md), then per-vCPU topology and the KVM
- * paravirt leaves. Bit positions: Intel SDM vol. 2A "CPUID", AMD APM vol. 3. */
+ * paravirt leaves; and the check that a saved table can run on this host.
+ * Bit positions: Intel SDM vol. 2A "CPUID", AMD APM vol. 3. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -620,6 +621,101 @@ void cpuid_set_topology(struct kvm_cpuid2 *c, unsigned apic_id, unsigned ncpus)
 			break;
 		}
 	}
+}
+
+/* The registers of a leaf that hold feature flags (bit set = the guest may
+ * use it), as a mask of 1 << enum cpuid_reg. Counts, sizes, APIC IDs and
+ * address widths are not features: a guest does not "use" a cache size. */
+static unsigned cpuid_feature_regs(uint32_t leaf, uint32_t subleaf)
+{
+	switch (leaf) {
+	case 0x1:
+	case 0x80000001:
+		return BIT(CPUID_ECX) | BIT(CPUID_EDX);
+	case 0x7:   /* 7.0 EAX is the subleaf count; 7.1 EAX holds AVX-VNNI & co */
+		return (subleaf == 1 ? BIT(CPUID_EAX) : 0) | BIT(CPUID_EBX) | BIT(CPUID_ECX) |
+		       BIT(CPUID_EDX);
+	case 0x80000007:
+		return BIT(CPUID_EDX);
+	default:
+		return 0;
+	}
+}
+
+static uint32_t cpuid_reg_get(const struct kvm_cpuid_entry2 *e, enum cpuid_reg r)
+{
+	return r == CPUID_EAX ? e->eax : r == CPUID_EBX ? e->ebx : r == CPUID_ECX ? e->ecx : e->edx;
+}
+
+/* What wafer can offer a guest here: the host table with the template
+ * applied, plus every bit the per-vCPU pass sets on top of it (the
+ * hypervisor bit, HTT). Built with the real cpuid_set_topology, not a copy
+ * of its list, so a bit wafer starts adding later is accepted here too; the
+ * union keeps a bit the topology pass clears for some vCPU counts (HTT). */
+static struct kvm_cpuid2 *cpuid_offerable(const struct kvm_cpuid2 *guest, unsigned ncpus)
+{
+	struct kvm_cpuid2 *c = cpuid_alloc(guest->nent);
+
+	if (!c)
+		return NULL;
+	memcpy(c->entries, guest->entries, guest->nent * sizeof(guest->entries[0]));
+	cpuid_set_topology(c, 0, ncpus);
+	for (uint32_t i = 0; i < c->nent; i++) {
+		c->entries[i].eax |= guest->entries[i].eax;
+		c->entries[i].ebx |= guest->entries[i].ebx;
+		c->entries[i].ecx |= guest->entries[i].ecx;
+		c->entries[i].edx |= guest->entries[i].edx;
+	}
+	return c;
+}
+
+/* " (avx2 avx512f)" for the named features among `bits`, "" if none. */
+static void cpuid_bit_names(uint32_t leaf, uint32_t subleaf, enum cpuid_reg reg, uint32_t bits,
+			    char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(cpuid_features) && n < len; i++) {
+		const struct cpuid_feature *f = &cpuid_features[i];
+
+		if (!f->name || f->leaf != leaf || f->reg != reg || !(f->mask & bits) ||
+		    (f->subleaf != ANY && f->subleaf != subleaf))
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? " " : " (", f->name);
+	}
+	if (n && n < len)
+		snprintf(buf + n, len - n, ")");
+}
+
+int cpuid_check_saved(const struct kvm_cpuid2 *saved, const struct kvm_cpuid2 *guest,
+		      unsigned ncpus, char *err, size_t errlen)
+{
+	static const char *const reg_name[] = { "eax", "ebx", "ecx", "edx" };
+	struct kvm_cpuid2 *have = cpuid_offerable(guest, ncpus);
+	int rc = 0;
+
+	if (!have)
+		return cpuid_errf(err, errlen, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < saved->nent && !rc; i++) {
+		const struct kvm_cpuid_entry2 *s = &saved->entries[i];
+		const struct kvm_cpuid_entry2 *h = cpuid_find(have, s->function, s->index);
+		unsigned regs = cpuid_feature_regs(s->function, s->index);
+
+		for (enum cpuid_reg r = CPUID_EAX; r <= CPUID_EDX && !rc; r++) {
+			uint32_t missing = cpuid_reg_get(s, r) & ~(h ? cpuid_reg_get(h, r) : 0);
+			char names[256];
+
+			if (!(regs & BIT(r)) || !missing)
+				continue;
+			cpuid_bit_names(s->function, s->index, r, missing, names, sizeof(names));
+			rc = cpuid_errf(err, errlen, -ENOTSUP, "leaf 0x%x.%u %s has features 0x%08x%s "
+					"that this host lacks", s->function, s->index, reg_name[r],
+					missing, names);
+		}
+	}
+	free(have);
+	return rc;
 }
 
 static const struct cpuid_builtin *cpuid_builtin_find(const char *name)

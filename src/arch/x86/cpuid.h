@@ -48,6 +48,15 @@ void cpuid_template_apply(const struct cpuid_template *t, struct kvm_cpuid2 *c);
  * one thread per core, one socket). */
 void cpuid_set_topology(struct kvm_cpuid2 *c, unsigned apic_id, unsigned ncpus);
 
+/* Can a guest that runs with `saved` (a snapshot's or a migration source's
+ * table) run here? `guest` is this host's table as wafer builds it for a
+ * guest (KVM_GET_SUPPORTED_CPUID with the template applied), ncpus the VM's
+ * vCPU count. Every feature bit in `saved` must be one KVM supports here or
+ * one wafer sets itself (cpuid_set_topology). 0, or -ENOTSUP with err naming
+ * the leaf, register, bits and feature names missing (-ENOMEM). */
+int cpuid_check_saved(const struct kvm_cpuid2 *saved, const struct kvm_cpuid2 *guest,
+		      unsigned ncpus, char *err, size_t errlen);
+
 /* Look up an entry (NULL if absent). */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t leaf, uint32_t subleaf);
 
