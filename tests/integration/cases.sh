@@ -330,17 +330,39 @@ console-flow)
 # ---- resource controls ---------------------------------------------------------
 cgroup-limits)
 	# Checked from outside: membership and limits in the cgroup files, and
-	# the groups gone after exit. --api-only: no KVM needed.
+	# the groups gone after exit. --api-only: no KVM needed. Which layout
+	# is mounted at /sys/fs/cgroup decides the files: v2 (one group,
+	# cpu.weight, cpu.max, memory.max; cpu and memory handed down root ->
+	# wafer -> NAME, by wafer where the root did not yet, as on a fresh
+	# cgroup2 mount) or v1 (a group per controller hierarchy).
 	[ "$(id -u)" = 0 ] || skip "cgroups need root"
 	[ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip "no cgroup filesystem"
 	name=itcg-$$
+	v2=""; [ -f /sys/fs/cgroup/cgroup.controllers ] && v2=1
+	if [ -n "$v2" ]; then
+		for c in cpu memory; do
+			grep -qw $c /sys/fs/cgroup/cgroup.controllers ||
+				skip "cgroup v2 without the $c controller at /sys/fs/cgroup"
+		done
+		echo "cgroup v2; root cgroup.subtree_control before: '$(cat /sys/fs/cgroup/cgroup.subtree_control)'"
+	fi
+	# v2_expect WEIGHT MAX MEM: wafer in wafer/$name, cpu and memory enabled
+	# in the root's and wafer/'s cgroup.subtree_control, and the group's
+	# cpu.weight, cpu.max and memory.max.
+	v2_expect() {
+		local cg=/sys/fs/cgroup/wafer/$name f c
+		grep -q "^0::/wafer/$name\$" /proc/$WPID/cgroup || fail "not in $cg: $(cat /proc/$WPID/cgroup)"
+		for f in /sys/fs/cgroup/cgroup.subtree_control /sys/fs/cgroup/wafer/cgroup.subtree_control; do
+			for c in cpu memory; do grep -qw $c "$f" || fail "$f lacks $c: '$(cat "$f")'"; done
+		done
+		[ "$(cat $cg/cpu.weight)" = "$1" ] || fail "cpu.weight $(cat $cg/cpu.weight), expected $1"
+		[ "$(cat $cg/cpu.max)" = "$2" ] || fail "cpu.max $(cat $cg/cpu.max), expected $2"
+		[ "$(cat $cg/memory.max)" = "$3" ] || fail "memory.max $(cat $cg/memory.max), expected $3"
+	}
 	start_api --api-only --name "$name" --cpu-weight 512 --cpu-cap 50 --memory-limit 256M
-	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-		cg=/sys/fs/cgroup/wafer/$name
-		grep -q "^0::/wafer/$name\$" /proc/$WPID/cgroup || fail "not in $cg"
-		[ "$(cat $cg/cpu.weight)" = 200 ] || fail "cpu.weight $(cat $cg/cpu.weight)"
-		[ "$(cat $cg/cpu.max)" = "50000 100000" ] || fail "cpu.max $(cat $cg/cpu.max)"
-		[ "$(cat $cg/memory.max)" = 268435456 ] || fail "memory.max $(cat $cg/memory.max)"
+	kill -0 "$WPID" 2>/dev/null || { wait_wafer; fail "wafer exited ($rc) with the limits"; }
+	if [ -n "$v2" ]; then
+		v2_expect 200 "50000 100000" 268435456
 	else
 		grep -qE "^[0-9]+:cpu(,cpuacct)?:/wafer/$name\$" /proc/$WPID/cgroup || fail "not in the cpu group: $(cat /proc/$WPID/cgroup)"
 		grep -qE "^[0-9]+:memory:/wafer/$name\$" /proc/$WPID/cgroup || fail "not in the memory group"
@@ -355,7 +377,9 @@ cgroup-limits)
 	# As root with the API, the VM has its groups even without limits (so
 	# PATCH /machine-config can set them later): the defaults.
 	start_api --api-only --name "$name"
-	if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+	if [ -n "$v2" ]; then
+		v2_expect 100 "max 100000" max
+	else
 		grep -qE "^[0-9]+:memory:/wafer/$name\$" /proc/$WPID/cgroup || fail "no memory group without limits"
 		cpu=$(dirname "$(ls -d /sys/fs/cgroup/cpu*/wafer/"$name"/cpu.shares | head -1)")
 		[ "$(cat "$cpu/cpu.shares")" = 1024 ] || fail "default cpu.shares $(cat "$cpu/cpu.shares")"
@@ -372,6 +396,33 @@ cgroup-limits)
 	"$WAFER" set "$name" --cpu-weight 512 2>"$T/set.err" && fail "wafer set before start succeeded"
 	grep -q 'cpu_weight.*changes only on a running microVM' "$T/set.err" || fail "wafer set before start: $(cat "$T/set.err")"
 	kill -TERM "$WPID"; wait_wafer
+	true ;;
+cgroup-v2-unavailable)
+	# A cgroup2 hierarchy whose root lacks cpu and memory (on a host whose
+	# v1 hierarchies hold them): a fresh cgroup2 mount over /sys/fs/cgroup
+	# in a private mount namespace. Refused naming the root's
+	# cgroup.controllers, before any group is made.
+	[ "$(id -u)" = 0 ] || skip "mounting cgroup2 needs root"
+	command -v unshare >/dev/null || skip "unshare (util-linux) not installed"
+	# in_v2 CMD...: CMD with a fresh cgroup2 mount at /sys/fs/cgroup.
+	in_v2() { timeout 60 unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec "$@"' sh "$@"; }
+	have=$(in_v2 cat /sys/fs/cgroup/cgroup.controllers) || skip "cannot mount cgroup2 in a mount namespace"
+	echo " $have " | grep -qE ' (cpu|memory) ' && skip "cgroup v2 here has cpu or memory ('$have'): nothing to refuse"
+	v2run() { in_v2 "$WAFER" "$@" </dev/null >"$T/out" 2>"$T/err"; rc=$?; }
+	v2run run --kernel /nonexistent --no-api --name itcg2-$$ --cpu-weight 512
+	[ $rc = 1 ] || fail "exit $rc with --cpu-weight, expected 1"
+	grep -q -- "--cpu-weight/--cpu-cap/--memory-limit: /sys/fs/cgroup/cgroup.controllers: no cpu controller" "$T/err" ||
+		fail "no refusal naming the root's cgroup.controllers"
+	v2run run --kernel /nonexistent --no-api --name itcg2-$$ --memory-limit 64M
+	[ $rc = 1 ] || fail "exit $rc with --memory-limit, expected 1"
+	grep -q -- "/sys/fs/cgroup/cgroup.controllers: no memory controller" "$T/err" || fail "memory not refused"
+	# As root with the API, groups it cannot have are not an error: it
+	# runs (and says why at --log-level info).
+	v2run run --kernel /nonexistent --name itcg2-$$ --log-level info
+	grep -q "CPU limits cannot change at run time: /sys/fs/cgroup/cgroup.controllers: no cpu controller" "$T/err" ||
+		fail "no reason logged for the missing CPU group"
+	grep -q "/nonexistent" "$T/err" || fail "did not go on to the kernel"
+	in_v2 test -e /sys/fs/cgroup/wafer/itcg2-$$ && fail "a group was made"
 	true ;;
 resource-bad)
 	expect_error 1 -- '--cpu-weight 0: expected 1..65535' run --kernel x --cpu-weight 0
