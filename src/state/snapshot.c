@@ -472,26 +472,13 @@ out:
 	return rc;
 }
 
-/* CRC-32 of the whole memory file against the saved one: 0, -EBADMSG. */
+/* CRC-32 of the whole memory file against the saved one: 0, -EBADMSG.
+ * Only the pages the file holds are read (a snapshot writes zero pages as
+ * holes), so an idle guest's RAM costs little more than its data. */
 static int snapshot_verify_memory(int fd, uint64_t size, uint32_t want)
 {
-	uint8_t *buf = malloc(1u << 20);
-	uint32_t crc = snap_crc32(NULL, 0);
-	uint64_t off = 0;
-	int rc = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	while (off < size) {
-		ssize_t n = pread(fd, buf, 1u << 20, (off_t)off);
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EBADMSG;
-			break;
-		}
-		crc = snap_crc32_extend(crc, buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	free(buf);
+	uint32_t crc;
+	int rc = snap_crc32_file(fd, size, &crc);
 	return rc ? rc : crc == want ? 0 : -EBADMSG;
 }
 
@@ -549,7 +536,8 @@ int snapshot_open(struct snapshot *s, const char *state_path, const char *mem_pa
 		rc = snapshot_verify_memory(fd, size, (uint32_t)crc);
 		if (rc) {
 			snprintf(err, errlen, "%s: %s", mem_path, rc == -EBADMSG ?
-				 "contents do not match the checksum in the state file (corrupt)" :
+				 "contents do not match the checksum in the state file (corrupt; "
+				 "--restore-no-verify, or \"verify\": false, to load it anyway)" :
 				 strerror(-rc));
 			goto out;
 		}

@@ -81,8 +81,9 @@ struct snapshot {
 };
 
 /* Read and check state_path (container, versions, every section's CRC, the
- * config) and open mem_path (its size must be the saved RAM size; verify:
- * also its CRC, which reads all of it). Disks are checked unless force.
+ * config) and open mem_path (its size must be the saved RAM size; verify --
+ * the default at the CLI and the API -- also its CRC, which reads the data
+ * it holds). Disks are checked unless force.
  * 0 or -errno with err naming the file at fault. Nothing is loaded yet. */
 int snapshot_open(struct snapshot *s, const char *state_path, const char *mem_path,
 		  bool force, bool verify, char *err, size_t errlen);

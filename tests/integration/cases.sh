@@ -101,7 +101,8 @@ help)
 	# Every long option the parser accepts must be documented.
 	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level log-format help disk net rng no-rng name \
 		 api-sock no-api api-only config on-poweroff on-reboot on-crash cpu-weight cpu-cap \
-		 memory-limit cpu-affinity jail uid gid chroot-base netns seccomp; do
+		 memory-limit cpu-affinity jail uid gid chroot-base netns seccomp \
+		 restore paused restore-force restore-no-verify restore-verify incoming; do
 		grep -q -- "--$f" "$T/out" || fail "wafer run --help does not document --$f"
 	done ;;
 version)
@@ -802,9 +803,23 @@ restore-*|snapshot-*) export WAFER_KVM_DEVICE=$T/no-kvm
 	restore-memory-size) truncate -s 16M "$T/snap/memory"
 	                   expect_error 1 -- "memory: wrong size \(the snapshot's RAM is 33554432 bytes\)" run --restore "$T/snap" ;;
 	restore-memory-verify) flip "$T/snap/memory" 12345
-	                   expect_error 1 -- "do not match the checksum" run --restore "$T/snap" --restore-verify
-	                   # Without --restore-verify the (lazy) restore does not read RAM.
-	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap" ;;
+	                   # Checked by default: refused naming the file, before KVM.
+	                   expect_error 1 -- "--restore $T/snap: Cannot load the snapshot: $T/snap/memory: contents do not match the checksum in the state file \(corrupt; --restore-no-verify" \
+	                           run --restore "$T/snap"
+	                   # --restore-verify, from before the check was the default, changes nothing.
+	                   expect_error 1 -- "$T/snap/memory: contents do not match the checksum" run --restore "$T/snap" --restore-verify
+	                   # Told not to, the (lazy) restore reads no RAM and goes on to KVM.
+	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap" --restore-no-verify
+	                   expect_error 1 -- "--restore-no-verify: not with --restore-verify" \
+	                           run --restore "$T/snap" --restore-verify --restore-no-verify
+	                   expect_error 1 -- "--restore-no-verify: only with --restore" run --kernel x --restore-no-verify
+	                   # The API: PUT /snapshot/load checks unless "verify": false (wafer's).
+	                   start_api --api-only
+	                   load="\"snapshot_path\": \"$T/snap/state\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$T/snap/memory\"}"
+	                   expect_api 400 "$T/snap/memory: contents do not match the checksum" PUT /snapshot/load "{$load}"
+	                   expect_api 400 "$T/no-kvm" PUT /snapshot/load "{$load, \"verify\": false}"
+	                   echo "$body" | grep -q checksum && fail "verify false still checked: $body"
+	                   kill -TERM "$WPID"; wait_wafer ;;
 	restore-disk-changed)
 	                   truncate -s 1M "$T/d.img"; rm -rf "$T/snap"; mkdir "$T/snap"
 	                   printf 'data' | dd of="$T/d.img" bs=1 seek=300000 conv=notrunc status=none
@@ -832,8 +847,15 @@ restore-*|snapshot-*) export WAFER_KVM_DEVICE=$T/no-kvm
 	                   expect_error 1 -- "--paused: only with --restore" run --kernel x --paused ;;
 	snapshot-cli-errors) expect_error 1 -- "expected NAME and DIR" snapshot onlyname
 	                   expect_error 1 -- "nosuchvm" snapshot nosuchvm "$T/s2" ;;
-	restore-valid)     expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
-	                   grep -q snapshot "$T/err" && fail "an intact snapshot was refused" ;;
+	restore-valid)     # An intact snapshot passes every check (the memory CRC included).
+	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
+	                   grep -q snapshot "$T/err" && fail "an intact snapshot was refused"
+	                   # A sparse memory file (an idle guest's) checks out too.
+	                   rm -rf "$T/snap"; mkdir "$T/snap"
+	                   "$SNAPGEN" --sparse "$T/snap" || fail "snapgen --sparse failed"
+	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
+	                   grep -q snapshot "$T/err" && fail "an intact sparse snapshot was refused"
+	                   true ;;
 	*) fail "unknown case" ;;
 	esac ;;
 # Live migration, destination side: a source built by snapgen with the real

@@ -2,7 +2,8 @@
  * survives what wafer itself does to an unchanged disk (its discard probe
  * punching past the end, a discard of zeros) and catches a disk whose
  * bytes, size or file changed; an older identity layout is refused by
- * version; --restore-force (force) skips the disk check. */
+ * version; --restore-force (force) skips the disk check; a corrupt memory
+ * file is refused when verifying and loads when not. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -283,6 +284,33 @@ static void test_force(void **state)
 	assert_int_equal(open_snapshot(true, false, err, sizeof(err)), 0);
 }
 
+/* The memory file's CRC: a corrupt file is refused naming it when
+ * verifying (the CLI's and the API's default), loaded when told not to. */
+static void test_memory_verify(void **state)
+{
+	char err[512], want[400];
+	(void)state;
+
+	make_disk(disk);
+	write_snapshot();
+	assert_int_equal(open_snapshot(false, true, err, sizeof(err)), 0);
+	/* A flipped byte in a page of data, then a page of data gone to a
+	 * hole (zeros, as a sparse copy might lose it). */
+	put(mem_path, 12345, "\x5a", 1);
+	assert_int_equal(open_snapshot(false, true, err, sizeof(err)), -EBADMSG);
+	snprintf(want, sizeof(want), "%s: contents do not match the checksum in the state file",
+		 mem_path);
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, "--restore-no-verify"));
+	assert_int_equal(open_snapshot(false, false, err, sizeof(err)), 0);
+	write_snapshot();
+	int fd = open(mem_path, O_RDWR);
+	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8192, 4096), 0);
+	close(fd);
+	assert_int_equal(open_snapshot(false, true, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(open_snapshot(false, false, err, sizeof(err)), 0);
+}
+
 /* A state whose disk section carries an older layout (version 1: the
  * modification time) is refused by version, with the reason. */
 static void test_old_disk_version(void **state)
@@ -329,6 +357,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_small_disks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_force, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_disk_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_verify, setup, teardown),
 	};
 	log_threshold = LOG_ERROR;
 	return cmocka_run_group_tests(tests, NULL, NULL);
