@@ -129,12 +129,13 @@ struct api_snapshot_create {
 };
 
 /* PUT /snapshot/load (SnapshotLoadParams: mem_backend File or the older
- * mem_file_path). force is wafer's: load although a disk changed. */
+ * mem_file_path). force and verify are wafer's: load although a disk
+ * changed; check the memory file's CRC first (default true). */
 struct api_snapshot_load {
 	char snapshot_path[API_PATH_MAX];
 	char mem_path[API_PATH_MAX];
 	bool resume_vm, force;
-	bool verify;            /* --restore-verify; not in the JSON */
+	bool verify;            /* "verify", default true; --restore-no-verify */
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, no SMT, no template, nothing else. */

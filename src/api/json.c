@@ -823,7 +823,7 @@ int api_json_parse_snapshot_create(const char *body, size_t len, struct api_snap
 static int parse_snap_load_obj(const struct jctx *c, json_object *obj, struct api_snapshot_load *out)
 {
 	static const char *const fields[] = { "snapshot_path", "mem_file_path", "mem_backend",
-		"enable_diff_snapshots", "track_dirty_pages", "resume_vm", "force", NULL };
+		"enable_diff_snapshots", "track_dirty_pages", "resume_vm", "force", "verify", NULL };
 	static const char *const be_fields[] = { "backend_type", "backend_path", NULL };
 	static const char *const be_types[] = { "File", "Uffd", NULL };
 	char where[32] = "mem_backend";
@@ -833,6 +833,7 @@ static int parse_snap_load_obj(const struct jctx *c, json_object *obj, struct ap
 	int rc, type = 0;
 
 	memset(out, 0, sizeof(*out));
+	out->verify = true;     /* a corrupt memory file is refused unless "verify": false */
 	if ((rc = check_fields(c, obj, fields)) ||
 	    (rc = get_string(c, obj, "snapshot_path", true, out->snapshot_path,
 			     sizeof(out->snapshot_path), NULL)) ||
@@ -840,7 +841,8 @@ static int parse_snap_load_obj(const struct jctx *c, json_object *obj, struct ap
 			     &has_file)) ||
 	    (rc = get_bool(c, obj, "enable_diff_snapshots", false, &diff)) ||
 	    (rc = get_bool(c, obj, "resume_vm", false, &out->resume_vm)) ||
-	    (rc = get_bool(c, obj, "force", false, &out->force)))
+	    (rc = get_bool(c, obj, "force", false, &out->force)) ||
+	    (rc = get_bool(c, obj, "verify", false, &out->verify)))
 		return rc;
 	if (diff)
 		return jfail(c, "\"enable_diff_snapshots\": not supported by wafer");

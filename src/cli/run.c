@@ -68,7 +68,10 @@ static const char run_usage[] =
 "  --paused              with --restore: stay paused until resumed (wafer\n"
 "                        resume NAME, PATCH /vm)\n"
 "  --restore-force       load although a disk changed since the snapshot\n"
-"  --restore-verify      check DIR/memory's CRC-32 first (reads all of it)\n"
+"  --restore-no-verify   skip the check of DIR/memory's CRC-32, which by default\n"
+"                        reads the data the file holds (0.2-0.3 s per GiB of\n"
+"                        non-zero guest RAM) and refuses a corrupt file\n"
+"  --restore-verify      accepted for old scripts; the check is the default\n"
 "\n"
 "Live migration (see wafer migrate --help):\n"
 "  --incoming URL        receive a VM from `wafer migrate` at URL (tcp:HOST:PORT,\n"
@@ -82,7 +85,9 @@ static const char run_usage[] =
 "  --memory-limit SIZE   cgroup memory limit for the VM process (RAM + VMM)\n"
 "                        (these three change at run time with wafer set NAME or\n"
 "                        PATCH /machine-config; as root with the API, the VM is\n"
-"                        in its groups even without them)\n"
+"                        in its groups even without them; on v2, cpu and memory\n"
+"                        are enabled in the cgroup.subtree_control of\n"
+"                        /sys/fs/cgroup and /sys/fs/cgroup/wafer where needed)\n"
 "  --cpu-affinity LIST   pin vCPU i to the i-th host CPU of LIST (e.g. 0,2-3;\n"
 "                        reused round-robin)\n"
 "\n"
@@ -135,7 +140,8 @@ enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_TEMP
        OPT_API_SOCK, OPT_NO_API, OPT_API_ONLY, OPT_CONFIG, OPT_ON_POWEROFF, OPT_ON_REBOOT,
        OPT_ON_CRASH, OPT_LOG_FORMAT, OPT_CPU_WEIGHT, OPT_CPU_CAP, OPT_MEM_LIMIT,
        OPT_CPU_AFFINITY, OPT_JAIL, OPT_UID, OPT_GID, OPT_CHROOT_BASE, OPT_NETNS,
-       OPT_RESTORE, OPT_PAUSED, OPT_RESTORE_FORCE, OPT_RESTORE_VERIFY, OPT_INCOMING,
+       OPT_RESTORE, OPT_PAUSED, OPT_RESTORE_FORCE, OPT_RESTORE_VERIFY,
+       OPT_RESTORE_NO_VERIFY, OPT_INCOMING,
        OPT_SECCOMP };
 
 static const struct option run_options[] = {
@@ -173,6 +179,7 @@ static const struct option run_options[] = {
 	{ "paused", no_argument, NULL, OPT_PAUSED },
 	{ "restore-force", no_argument, NULL, OPT_RESTORE_FORCE },
 	{ "restore-verify", no_argument, NULL, OPT_RESTORE_VERIFY },
+	{ "restore-no-verify", no_argument, NULL, OPT_RESTORE_NO_VERIFY },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 	{ "help", no_argument, NULL, 'h' },
@@ -389,7 +396,7 @@ struct run_opts {
 	const char *config;
 	enum run_policy on_poweroff, on_reboot, on_crash;
 	const char *restore;        /* --restore DIR */
-	bool paused, restore_force, restore_verify;
+	bool paused, restore_force, restore_verify, restore_no_verify;
 	const char *boot_flag;      /* a flag that describes a boot (not with --restore) */
 	const char *incoming;       /* --incoming URL */
 	bool template_given;
@@ -560,7 +567,8 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 		case OPT_INCOMING: o->incoming = optarg; break;
 		case OPT_PAUSED: o->paused = true; break;
 		case OPT_RESTORE_FORCE: o->restore_force = true; break;
-		case OPT_RESTORE_VERIFY: o->restore_verify = true; break;
+		case OPT_RESTORE_VERIFY: o->restore_verify = true; break;   /* the default now */
+		case OPT_RESTORE_NO_VERIFY: o->restore_no_verify = true; break;
 		case OPT_CONFIG: o->config = optarg; break;
 		case OPT_ON_POWEROFF:
 			if (run_parse_policy("on-poweroff", optarg, &o->on_poweroff))
@@ -667,9 +675,15 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 		log_error("--incoming %s: expected tcp:HOST:PORT or unix:PATH", o->incoming);
 		return -1;
 	}
-	if (!o->restore && (o->paused || o->restore_force || o->restore_verify)) {
+	if (!o->restore && (o->paused || o->restore_force || o->restore_verify ||
+			    o->restore_no_verify)) {
 		log_error("%s: only with --restore", o->paused ? "--paused" :
-			  o->restore_force ? "--restore-force" : "--restore-verify");
+			  o->restore_force ? "--restore-force" :
+			  o->restore_verify ? "--restore-verify" : "--restore-no-verify");
+		return -1;
+	}
+	if (o->restore_verify && o->restore_no_verify) {
+		log_error("--restore-no-verify: not with --restore-verify");
 		return -1;
 	}
 	if (!cfg->kernel && !o->api_only && !o->config && !o->restore && !o->incoming) {
@@ -818,7 +832,7 @@ int cmd_run(int argc, char **argv)
 	log_clear_last_error();
 	if (o.restore) {
 		struct api_snapshot_load sl = { .resume_vm = !o.paused, .force = o.restore_force,
-						.verify = o.restore_verify };
+						.verify = !o.restore_no_verify };
 		if ((size_t)snprintf(sl.snapshot_path, sizeof(sl.snapshot_path), "%s/state",
 				     o.restore) >= sizeof(sl.snapshot_path) ||
 		    (size_t)snprintf(sl.mem_path, sizeof(sl.mem_path), "%s/memory", o.restore) >=

@@ -1,7 +1,10 @@
 /* cgroup resource controls (see cgroups.h). v1: cpu.shares, cpu.cfs_quota_us/
- * cfs_period_us, memory.limit_in_bytes; v2: cpu.weight, cpu.max, memory.max.
- * Credit2's weight is relative with 256 as the default, like cpu.shares with
- * 1024; its cap is a percentage of one physical CPU, like a CFS quota. */
+ * cfs_period_us, memory.limit_in_bytes; v2: cpu.weight, cpu.max, memory.max,
+ * with the controllers handed down root -> wafer -> NAME through each
+ * parent's cgroup.subtree_control (Documentation/admin-guide/cgroup-v2.rst,
+ * "Enabling and Disabling"). Credit2's weight is relative with 256 as the
+ * default, like cpu.shares with 1024; its cap is a percentage of one
+ * physical CPU, like a CFS quota. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,7 +14,6 @@
 
 #include "jail/cgroups.h"
 
-#define CG_ROOT "/sys/fs/cgroup"
 #define CG_PERIOD_US 100000
 
 uint64_t cg_weight_to_shares(unsigned weight)
@@ -59,6 +61,16 @@ static int cg_write(const char *dir, const char *file, const char *value, char *
 	return rc;
 }
 
+static int cg_mkdir(const char *dir, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", dir, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
 /* mkdir <root>/wafer/<name>, remember it and how to leave it, move this
  * process in. */
 static int cg_join(struct cg_state *st, const char *root, const char *name, char *dir, size_t len,
@@ -68,18 +80,11 @@ static int cg_join(struct cg_state *st, const char *root, const char *name, char
 	int rc, leave;
 
 	snprintf(dir, len, "%s/wafer", root);
-	if (mkdir(dir, 0755) && errno != EEXIST) {
-		int e = errno;
-		snprintf(err, errlen, "%s: %s", dir, strerror(e));
-		return -e;
-	}
+	if ((rc = cg_mkdir(dir, err, errlen)))
+		return rc;
 	snprintf(dir, len, "%s/wafer/%s", root, name);
-	if (mkdir(dir, 0755) && errno != EEXIST) {
-		int e = errno;
-		snprintf(err, errlen, "%s: %s", dir, strerror(e));
-		return -e;
-	}
-	if ((rc = cg_open(root, "cgroup.procs", &leave, err, errlen)))
+	if ((rc = cg_mkdir(dir, err, errlen)) ||
+	    (rc = cg_open(root, "cgroup.procs", &leave, err, errlen)))
 		return rc;
 	if (st->ndirs < sizeof(st->dirs) / sizeof(st->dirs[0])) {
 		snprintf(st->dirs[st->ndirs], sizeof(st->dirs[0]), "%s", dir);
@@ -98,31 +103,118 @@ static void cg_close(int *fd)
 	*fd = -1;
 }
 
-/* v2 keeps both controllers in one group: join it once. */
-static int cg_join_v2(struct cg_state *st, const char *name, char *dir, size_t len,
-		      char *err, size_t errlen)
+/* Is word one of the space-separated names in dir/file (cgroup.controllers,
+ * cgroup.subtree_control)? 1 or 0; -errno with err naming the file. */
+static int cg_list_has(const char *dir, const char *file, const char *word, char *err,
+		       size_t errlen)
 {
-	snprintf(dir, len, "%s/wafer/%s", CG_ROOT, name);
+	char path[600], buf[1024], *save = NULL;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -e;
+	}
+	close(fd);
+	buf[n] = '\0';
+	for (char *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+		if (!strcmp(t, word))
+			return 1;
+	return 0;
+}
+
+/* v2: let the children of dir use ctrl. dir must have it (its
+ * cgroup.controllers: what its parent hands down or, at the root, what no
+ * v1 hierarchy holds); it is added to dir's cgroup.subtree_control unless
+ * it is there already (a systemd host delegates cpu and memory from the
+ * root; a fresh cgroup2 mount delegates nothing). */
+static int cg_v2_delegate(const char *dir, bool top, const char *ctrl, char *err, size_t errlen)
+{
+	char path[600], v[32];
+	int fd, rc;
+
+	rc = cg_list_has(dir, "cgroup.controllers", ctrl, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		snprintf(err, errlen, "%s/cgroup.controllers: no %s controller (%s)", dir, ctrl,
+			 top ? "bound to a cgroup v1 hierarchy, or disabled on the kernel command line"
+			     : "its parent group does not hand it down");
+		return -ENOENT;
+	}
+	rc = cg_list_has(dir, "cgroup.subtree_control", ctrl, err, errlen);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	/* "+cpu" changes cpu alone; the others stay as they are. O_APPEND as
+	 * in `echo +cpu >>`: the kernel ignores the offset, and a test's fake
+	 * tree (a regular file) keeps every change asked for. */
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+	snprintf(v, sizeof(v), "+%s\n", ctrl);
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || write(fd, v, strlen(v)) < 0) {
+		int e = errno;
+		/* v2's "no internal processes" rule: a group other than the root
+		 * hands controllers down only while it has no processes itself. */
+		snprintf(err, errlen, "%s: +%s: %s%s", path, ctrl, strerror(e),
+			 e == EBUSY ? " (the group has processes of its own; cgroup v2 hands controllers "
+				      "down only from a group without them)" : "");
+		rc = -e;
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* v2: ctrl handed down root -> wafer -> wafer/NAME. The root is checked
+ * before anything is made, so an unusable controller leaves nothing. */
+static int cg_v2_enable(const struct cg_state *st, const char *ctrl, char *err, size_t errlen)
+{
+	char dir[512];
+	int rc = cg_v2_delegate(st->root, true, ctrl, err, errlen);
+
+	snprintf(dir, sizeof(dir), "%s/wafer", st->root);
+	if (!rc)
+		rc = cg_mkdir(dir, err, errlen);
+	return rc ? rc : cg_v2_delegate(dir, false, ctrl, err, errlen);
+}
+
+/* v2 keeps both controllers in one group: hand ctrl down to it, join it once.
+ * wafer/NAME itself stays a leaf (it holds this process). */
+static int cg_join_v2(struct cg_state *st, const char *ctrl, const char *name, char *dir,
+		      size_t len, char *err, size_t errlen)
+{
+	int rc = cg_v2_enable(st, ctrl, err, errlen);
+	if (rc)
+		return rc;
+	snprintf(dir, len, "%s/wafer/%s", st->root, name);
 	for (unsigned i = 0; i < st->ndirs; i++)
 		if (!strcmp(st->dirs[i], dir))
 			return 0;
-	return cg_join(st, CG_ROOT, name, dir, len, err, errlen);
+	return cg_join(st, st->root, name, dir, len, err, errlen);
 }
 
 static int cg_setup_cpu(struct cg_state *st, const char *name, const struct cg_config *cfg,
 			char *err, size_t errlen)
 {
-	char dir[512], v[32];
+	char dir[512], v1root[512], v[32];
 	int rc;
 
 	if (st->v2) {
-		if ((rc = cg_join_v2(st, name, dir, sizeof(dir), err, errlen)) ||
+		if ((rc = cg_join_v2(st, "cpu", name, dir, sizeof(dir), err, errlen)) ||
 		    (rc = cg_open(dir, "cpu.weight", &st->fd_weight, err, errlen)) ||
 		    (rc = cg_open(dir, "cpu.max", &st->fd_cap, err, errlen)))
 			goto out;
 	} else {
 		snprintf(v, sizeof(v), "%d", CG_PERIOD_US);
-		if ((rc = cg_join(st, CG_ROOT "/cpu", name, dir, sizeof(dir), err, errlen)) ||
+		snprintf(v1root, sizeof(v1root), "%s/cpu", st->root);
+		if ((rc = cg_join(st, v1root, name, dir, sizeof(dir), err, errlen)) ||
 		    (rc = cg_write(dir, "cpu.cfs_period_us", v, err, errlen)) ||
 		    (rc = cg_open(dir, "cpu.shares", &st->fd_weight, err, errlen)) ||
 		    (rc = cg_open(dir, "cpu.cfs_quota_us", &st->fd_cap, err, errlen)))
@@ -140,13 +232,14 @@ out:
 static int cg_setup_mem(struct cg_state *st, const char *name, const struct cg_config *cfg,
 			char *err, size_t errlen)
 {
-	char dir[512];
+	char dir[512], v1root[512];
 	int rc;
 
+	snprintf(v1root, sizeof(v1root), "%s/memory", st->root);
 	if (st->v2)
-		rc = cg_join_v2(st, name, dir, sizeof(dir), err, errlen);
+		rc = cg_join_v2(st, "memory", name, dir, sizeof(dir), err, errlen);
 	else
-		rc = cg_join(st, CG_ROOT "/memory", name, dir, sizeof(dir), err, errlen);
+		rc = cg_join(st, v1root, name, dir, sizeof(dir), err, errlen);
 	if (!rc)
 		rc = cg_open(dir, st->v2 ? "memory.max" : "memory.limit_in_bytes", &st->fd_mem,
 			     err, errlen);
@@ -160,6 +253,13 @@ static int cg_setup_mem(struct cg_state *st, const char *name, const struct cg_c
 int cg_apply(struct cg_state *st, const char *name, const struct cg_config *cfg, bool for_updates,
 	     char *err, size_t errlen)
 {
+	return cg_apply_at(st, CG_ROOT, name, cfg, for_updates, err, errlen);
+}
+
+int cg_apply_at(struct cg_state *st, const char *root, const char *name,
+		const struct cg_config *cfg, bool for_updates, char *err, size_t errlen)
+{
+	char probe[600];
 	struct stat sb;
 	int rc;
 
@@ -174,7 +274,9 @@ int cg_apply(struct cg_state *st, const char *name, const struct cg_config *cfg,
 	bool want_cpu = cfg->weight != CG_WEIGHT_DEFAULT || cfg->cap_pct, want_mem = cfg->mem_limit;
 	if (!want_cpu && !want_mem && !for_updates)
 		return 0;
-	st->v2 = stat(CG_ROOT "/cgroup.controllers", &sb) == 0;
+	snprintf(st->root, sizeof(st->root), "%s", root);
+	snprintf(probe, sizeof(probe), "%s/cgroup.controllers", root);
+	st->v2 = stat(probe, &sb) == 0;
 	if (want_cpu || for_updates) {
 		rc = cg_setup_cpu(st, name, cfg, err, errlen);
 		if (rc && want_cpu)

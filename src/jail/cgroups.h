@@ -1,6 +1,7 @@
 /* Per-VM resource controls through cgroups (v1 here, v2 where mounted):
  * CPU weight and cap with Xen credit2 semantics, a memory limit. The VM's
- * process joins <mount>/wafer/<name> in each controller it needs; the
+ * process joins <mount>/wafer/<name> in each controller it needs (v1), or
+ * <root>/wafer/<name> with cpu and memory handed down to it (v2); the
  * limits can change while it runs (PATCH /machine-config, `wafer set`). */
 #ifndef WAFER_JAIL_CGROUPS_H
 #define WAFER_JAIL_CGROUPS_H
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CG_ROOT "/sys/fs/cgroup"  /* v2's root, or the directory of v1's hierarchies */
 #define CG_WEIGHT_DEFAULT 256
 #define CG_WEIGHT_MAX 65535
 #define CG_CAP_MAX (100 * 4096)      /* percent of one CPU */
@@ -27,6 +29,7 @@ struct cg_config {
 
 struct cg_state {
 	bool applied;           /* cg_apply ran: the descriptors below are valid */
+	char root[256];         /* CG_ROOT, or a test's fake tree */
 	char dirs[4][512];      /* cgroup directories created, to remove at exit */
 	unsigned ndirs;
 	int v2;
@@ -53,6 +56,12 @@ uint64_t cg_weight_to_v2(unsigned weight);
  * reason). Nothing at all when neither asks for anything. */
 int cg_apply(struct cg_state *st, const char *name, const struct cg_config *cfg, bool for_updates,
 	     char *err, size_t errlen);
+/* The same under root instead of CG_ROOT: v2 when root/cgroup.controllers
+ * exists (cpu and memory are then enabled in root's and root/wafer's
+ * cgroup.subtree_control where they are not yet), else v1 with the
+ * hierarchies at root/cpu and root/memory. */
+int cg_apply_at(struct cg_state *st, const char *root, const char *name,
+		const struct cg_config *cfg, bool for_updates, char *err, size_t errlen);
 /* Apply the fields of cfg selected by what (CG_SET_*), in the order weight,
  * cap, memory, stopping at the first failure. 0, -EINVAL (out of range),
  * -ENOTSUP (no group for that controller) or the cgroup file's -errno, with

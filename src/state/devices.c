@@ -41,14 +41,10 @@ int state_section_done(int rc, const char *name, uint32_t instance, char *err, s
 	return rc;
 }
 
-int state_devices_save(struct vm *vm, struct snap_buf *b)
+int state_devices_quiesce(struct vm *vm)
 {
 	int rc = 0;
 
-	/* No handler may run (and no io_uring completion be reaped) while the
-	 * devices are read. */
-	if (vm->io_ready)
-		eventloop_pause(&vm->io);
 	for (unsigned i = 0; i < vm->nvirtio_attached && !rc; i++) {
 		struct virtio_dev *d = vm->virtio[i];
 		rc = d->ops->quiesce ? d->ops->quiesce(d) : 0;
@@ -56,6 +52,18 @@ int state_devices_save(struct vm *vm, struct snap_buf *b)
 			log_error("%s: cannot quiesce for the snapshot: %s", d->ops->name,
 				  strerror(-rc));
 	}
+	return rc;
+}
+
+int state_devices_save(struct vm *vm, struct snap_buf *b)
+{
+	int rc;
+
+	/* No handler may run (and no io_uring completion be reaped) while the
+	 * devices are read. */
+	if (vm->io_ready)
+		eventloop_pause(&vm->io);
+	rc = state_devices_quiesce(vm);
 	for (const struct device_desc *const *d = __start_wafer_devices;
 	     d < __stop_wafer_devices && !rc; d++)
 		rc = (*d)->save ? (*d)->save(vm, b) : 0;

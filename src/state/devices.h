@@ -17,6 +17,10 @@ struct vm;
  * their rings), appends one section per device state to b, resumes the
  * loop. 0 or -errno (b->err, a quiesce failure). */
 int state_devices_save(struct vm *vm, struct snap_buf *b);
+/* The quiescing part alone, the I/O loop parked by the caller: afterwards
+ * no request of the guest's is in flight, so its disks hold what the saved
+ * state expects. 0 or the first device's -errno. */
+int state_devices_quiesce(struct vm *vm);
 /* After vm_create built a fresh VM with the same devices, before any vCPU
  * runs: load every device state from r. 0 or -errno with one line in err
  * naming the section at fault. */

@@ -28,6 +28,85 @@ uint32_t snap_crc32(const void *data, size_t len)
 	return snap_crc32_extend((uint32_t)crc32(0L, Z_NULL, 0), data, len);
 }
 
+#define CRC_CHUNK (1u << 20)
+
+/* zero_crc[k]: the CRC-32 of 2^k zero bytes. */
+static void crc_zero_table(uint32_t zero_crc[64])
+{
+	static const uint8_t zero;
+	zero_crc[0] = (uint32_t)crc32(0L, &zero, 1);
+	for (unsigned k = 1; k < 64; k++)
+		zero_crc[k] = (uint32_t)crc32_combine(zero_crc[k - 1], zero_crc[k - 1],
+						      (z_off_t)1 << (k - 1));
+}
+
+/* crc extended over len zero bytes, nothing read: one crc32_combine per
+ * bit set in len (zeros in any order are the same zeros). */
+static uint32_t crc_zeros(uint32_t crc, const uint32_t zero_crc[64], uint64_t len)
+{
+	for (unsigned k = 0; len; k++, len >>= 1)
+		if (len & 1)
+			crc = (uint32_t)crc32_combine(crc, zero_crc[k], (z_off_t)1 << k);
+	return crc;
+}
+
+/* crc extended over [off, end) of fd, read in chunks into buf. */
+static int crc_data(int fd, uint8_t *buf, uint64_t off, uint64_t end, uint32_t *crc)
+{
+	while (off < end) {
+		size_t want = end - off < CRC_CHUNK ? (size_t)(end - off) : CRC_CHUNK;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+		if (n <= 0)
+			return n < 0 ? -errno : -EBADMSG;
+		*crc = snap_crc32_extend(*crc, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int snap_crc32_file(int fd, uint64_t size, uint32_t *crc)
+{
+	uint8_t *buf = malloc(CRC_CHUNK);
+	uint32_t c = snap_crc32(NULL, 0), zero_crc[64];
+	uint64_t off = 0;
+	struct stat st;
+	int rc = 0;
+
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((uint64_t)st.st_size < size) {
+		rc = -EBADMSG;   /* past the end there are no zeros, only a short file */
+		goto out;
+	}
+	crc_zero_table(zero_crc);
+	while (!rc && off < size) {
+		/* The next data extent; without SEEK_DATA (EINVAL) all is data,
+		 * past the last extent (ENXIO) all is hole. */
+		off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+		uint64_t data = d >= 0 ? (uint64_t)d : errno == ENXIO ? size : off;
+		if (d < 0 && errno != ENXIO && errno != EINVAL) {
+			rc = -errno;
+			break;
+		}
+		data = data < size ? data : size;
+		c = crc_zeros(c, zero_crc, data - off);
+		off_t h = data < size ? lseek(fd, (off_t)data, SEEK_HOLE) : (off_t)size;
+		uint64_t hole = h > (off_t)data && (uint64_t)h < size ? (uint64_t)h : size;
+		rc = crc_data(fd, buf, data, hole, &c);
+		off = hole;
+	}
+	*crc = c;
+out:
+	free(buf);
+	return rc;
+}
+
 /* A section's CRC covers its header (name, instance, version, length) and
  * its payload, so a flipped name or instance is caught like a flipped byte. */
 static uint32_t section_crc(const uint8_t *hdr, const uint8_t *payload, size_t len)

@@ -113,5 +113,10 @@ int snap_write_atomic(const char *dir, const char *name, const void *data, size_
 uint32_t snap_crc32(const void *data, size_t len);
 /* Continue a CRC-32 over more data (start from snap_crc32(NULL, 0)). */
 uint32_t snap_crc32_extend(uint32_t crc, const void *data, size_t len);
+/* The CRC-32 of the first size bytes of the file fd (the same value as
+ * snap_crc32 over them): only the data the file holds is read; its holes
+ * are zeros, added arithmetically (zlib's crc32_combine). 0, -errno, or
+ * -EBADMSG when the file is shorter than size. */
+int snap_crc32_file(int fd, uint64_t size, uint32_t *crc);
 
 #endif

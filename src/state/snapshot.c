@@ -17,6 +17,9 @@
 #include "vmm/vcpu.h"
 
 #define CONFIG_VERSION 1
+/* 2: the identity is dev, ino, size and CRCs of sampled bytes; 1 had the
+ * modification time, which wafer itself changes (see snapshot.h). */
+#define DISK_VERSION 2
 #define DISK_HEAD_BYTES (64u << 10)
 
 static void put_limit(struct snap_buf *b, const struct ratelimit_config *l)
@@ -39,10 +42,44 @@ static void get_limit(struct snap_cur *c, struct ratelimit_config *l)
 	}
 }
 
+/* CRC-32 of len bytes at off (fewer at the end of the file). */
+static int disk_crc(int fd, uint8_t *buf, uint64_t off, size_t len, uint32_t *crc)
+{
+	ssize_t n = pread(fd, buf, len, (off_t)off);
+	if (n < 0)
+		return -errno;
+	*crc = snap_crc32_extend(*crc, buf, (size_t)n);
+	return 0;
+}
+
+/* The bytes an identity covers: the first and last 64 KiB (partition
+ * tables, boot sectors, filesystem superblocks and their backups at the
+ * end) and SNAP_DISK_SAMPLES blocks at the middles of equal slices. Bounded
+ * (384 KiB, ~1 ms from the page cache) because it runs with the VM paused
+ * and on every restore: a multi-GiB disk cannot be read whole there. */
+static int disk_sample(int fd, uint64_t size, struct snap_disk_identity *id)
+{
+	uint8_t *buf = malloc(DISK_HEAD_BYTES);
+	uint64_t edge = size < DISK_HEAD_BYTES ? size : DISK_HEAD_BYTES;
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	id->head_crc = id->tail_crc = id->sample_crc = snap_crc32(NULL, 0);
+	rc = disk_crc(fd, buf, 0, edge, &id->head_crc);
+	if (!rc)
+		rc = disk_crc(fd, buf, size - edge, edge, &id->tail_crc);
+	for (unsigned i = 0; !rc && i < SNAP_DISK_SAMPLES; i++) {
+		uint64_t off = (size / (2 * SNAP_DISK_SAMPLES) * (2 * i + 1)) & ~(uint64_t)4095;
+		rc = disk_crc(fd, buf, off, 4096, &id->sample_crc);
+	}
+	free(buf);
+	return rc;
+}
+
 int snapshot_disk_identity(const char *path, struct snap_disk_identity *id)
 {
 	struct stat st;
-	uint8_t *head = NULL;
 	int fd, rc = 0;
 
 	memset(id, 0, sizeof(*id));
@@ -54,24 +91,17 @@ int snapshot_disk_identity(const char *path, struct snap_disk_identity *id)
 		goto out;
 	}
 	id->size = (uint64_t)st.st_size;
+	id->dev = (uint64_t)st.st_dev;
+	id->ino = (uint64_t)st.st_ino;
 	if (S_ISBLK(st.st_mode)) {
+		/* The node's inode is devtmpfs's, made anew at each boot. */
 		off_t end = lseek(fd, 0, SEEK_END);
 		id->size = end > 0 ? (uint64_t)end : 0;
+		id->dev = (uint64_t)st.st_rdev;
+		id->ino = 0;
 	}
-	id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	head = calloc(1, DISK_HEAD_BYTES);
-	if (!head) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	ssize_t n = pread(fd, head, DISK_HEAD_BYTES, 0);
-	if (n < 0) {
-		rc = -errno;
-		goto out;
-	}
-	id->head_crc = snap_crc32(head, (size_t)n);
+	rc = disk_sample(fd, id->size, id);
 out:
-	free(head);
 	close(fd);
 	return rc;
 }
@@ -114,15 +144,18 @@ int snapshot_save_config(struct vm *vm, struct snap_buf *b)
 		int rc = snapshot_disk_identity(d->path, &id);
 		if (rc)
 			return rc;
-		t = snap_section_begin(b, "disk", i, CONFIG_VERSION);
+		t = snap_section_begin(b, "disk", i, DISK_VERSION);
 		snap_buf_put_str(b, d->path);
 		snap_buf_put_str(b, d->id);
 		snap_buf_put_str(b, d->serial);
 		snap_buf_put_u8(b, d->read_only ? 1 : 0);
 		put_limit(b, &d->limit);
 		snap_buf_put_u64(b, id.size);
-		snap_buf_put_u64(b, (uint64_t)id.mtime_ns);
+		snap_buf_put_u64(b, id.dev);
+		snap_buf_put_u64(b, id.ino);
 		snap_buf_put_u32(b, id.head_crc);
+		snap_buf_put_u32(b, id.tail_crc);
+		snap_buf_put_u32(b, id.sample_crc);
 		snap_section_end(b, t);
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++) {
@@ -148,14 +181,17 @@ void snapshot_config_free(struct snap_vmconfig *c)
 static int config_section(const struct snap_reader *r, const char *name, uint32_t inst,
 			  struct snap_cur *c, char *err, size_t errlen)
 {
+	uint32_t want = strcmp(name, "disk") ? CONFIG_VERSION : DISK_VERSION;
 	struct snap_section s;
 	if (snap_reader_find(r, name, inst, &s)) {
 		snprintf(err, errlen, "no %s/%u section", name, inst);
 		return -EINVAL;
 	}
-	if (s.version != CONFIG_VERSION) {
-		snprintf(err, errlen, "%s/%u: version %u, this wafer reads %u", name, inst,
-			 s.version, CONFIG_VERSION);
+	if (s.version != want) {
+		snprintf(err, errlen, "%s/%u: version %u, this wafer reads %u%s", name, inst,
+			 s.version, want, !strcmp(name, "disk") && s.version == 1 ?
+			 " (an older wafer's disk identity, by modification time, which wafer's own "
+			 "discard probe changes; take the snapshot again with this wafer)" : "");
 		return -EPROTO;
 	}
 	snap_cur_init(c, s.data, s.len);
@@ -243,8 +279,11 @@ int snapshot_parse_config(const struct snap_reader *r, struct snap_vmconfig *out
 		d->read_only = snap_cur_u8(&c) != 0;
 		get_limit(&c, &d->limit);
 		id->size = snap_cur_u64(&c);
-		id->mtime_ns = (int64_t)snap_cur_u64(&c);
+		id->dev = snap_cur_u64(&c);
+		id->ino = snap_cur_u64(&c);
 		id->head_crc = snap_cur_u32(&c);
+		id->tail_crc = snap_cur_u32(&c);
+		id->sample_crc = snap_cur_u32(&c);
 		rc = config_done(&c, "disk", i, err, errlen);
 		if (rc)
 			return rc;
@@ -277,23 +316,45 @@ int snapshot_parse_config(const struct snap_reader *r, struct snap_vmconfig *out
 	return 0;
 }
 
+/* What differs between two identities of the disk at one path, or NULL.
+ * An inode number means something only on the filesystem it came from:
+ * compared when the path is on the same one (a file renamed over the disk,
+ * or the disk deleted and copied back), not after the filesystem's device
+ * number changed (another host, a remount) -- size and bytes decide then. */
+static const char *disk_difference(const struct snap_disk_identity *was,
+				   const struct snap_disk_identity *now, char *buf, size_t len)
+{
+	if (now->dev == was->dev && now->ino != was->ino) {
+		snprintf(buf, len, "it is another file than at the snapshot (inode %llu, was %llu): "
+			 "replaced", (unsigned long long)now->ino, (unsigned long long)was->ino);
+		return buf;
+	}
+	if (now->size != was->size) {
+		snprintf(buf, len, "its size changed (%llu bytes, was %llu)",
+			 (unsigned long long)now->size, (unsigned long long)was->size);
+		return buf;
+	}
+	return now->head_crc != was->head_crc ? "its first 64 KiB changed" :
+	       now->tail_crc != was->tail_crc ? "its last 64 KiB changed" :
+	       now->sample_crc != was->sample_crc ? "blocks sampled across it changed" : NULL;
+}
+
 int snapshot_check_disks(const struct snap_vmconfig *c, char *err, size_t errlen)
 {
+	char buf[160];
+
 	for (unsigned i = 0; i < c->cfg.ndisks; i++) {
-		const struct snap_disk_identity *want = &c->disk_ident[i];
 		struct snap_disk_identity have;
 		int rc = snapshot_disk_identity(c->disk_path[i], &have);
 		if (rc) {
 			snprintf(err, errlen, "disk %s: %s", c->disk_path[i], strerror(-rc));
 			return rc;
 		}
-		const char *what = have.size != want->size ? "its size" :
-				   have.head_crc != want->head_crc ? "its first 64 KiB" :
-				   have.mtime_ns != want->mtime_ns ? "its modification time" : NULL;
+		const char *what = disk_difference(&c->disk_ident[i], &have, buf, sizeof(buf));
 		if (what) {
-			snprintf(err, errlen, "disk %s: %s changed since the snapshot was taken "
-				 "(the guest's view of it would be inconsistent; --restore-force "
-				 "to load anyway)", c->disk_path[i], what);
+			snprintf(err, errlen, "disk %s: %s since the snapshot was taken (the guest's "
+				 "view of it would be inconsistent; --restore-force to load anyway)",
+				 c->disk_path[i], what);
 			return -ESTALE;
 		}
 	}
@@ -367,6 +428,18 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 		snprintf(err, errlen, "%s: the state and memory files must differ", state_path);
 		return -EINVAL;
 	}
+	/* Quiesced from here to the end: the disks' identities (in the config)
+	 * are taken after the requests the guest had issued have completed --
+	 * before, a write or discard still in flight could land after its
+	 * disk was identified -- and nothing reaches the disks or RAM while
+	 * the files are written. */
+	if (vm->io_ready)
+		eventloop_pause(&vm->io);
+	rc = state_devices_quiesce(vm);
+	if (rc) {
+		snprintf(err, errlen, "completing the devices' requests: %s", strerror(-rc));
+		goto out;
+	}
 	snap_put_header(&b);
 	rc = snapshot_save_config(vm, &b);
 	if (rc) {
@@ -393,30 +466,19 @@ int snapshot_create(struct vm *vm, const char *state_path, const char *mem_path,
 	}
 	rc = snap_write_atomic(sdir, sname, b.p, b.len, NULL, err, errlen);
 out:
+	if (vm->io_ready)
+		eventloop_resume(&vm->io);
 	snap_buf_free(&b);
 	return rc;
 }
 
-/* CRC-32 of the whole memory file against the saved one: 0, -EBADMSG. */
+/* CRC-32 of the whole memory file against the saved one: 0, -EBADMSG.
+ * Only the pages the file holds are read (a snapshot writes zero pages as
+ * holes), so an idle guest's RAM costs little more than its data. */
 static int snapshot_verify_memory(int fd, uint64_t size, uint32_t want)
 {
-	uint8_t *buf = malloc(1u << 20);
-	uint32_t crc = snap_crc32(NULL, 0);
-	uint64_t off = 0;
-	int rc = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	while (off < size) {
-		ssize_t n = pread(fd, buf, 1u << 20, (off_t)off);
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EBADMSG;
-			break;
-		}
-		crc = snap_crc32_extend(crc, buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	free(buf);
+	uint32_t crc;
+	int rc = snap_crc32_file(fd, size, &crc);
 	return rc ? rc : crc == want ? 0 : -EBADMSG;
 }
 
@@ -474,7 +536,8 @@ int snapshot_open(struct snapshot *s, const char *state_path, const char *mem_pa
 		rc = snapshot_verify_memory(fd, size, (uint32_t)crc);
 		if (rc) {
 			snprintf(err, errlen, "%s: %s", mem_path, rc == -EBADMSG ?
-				 "contents do not match the checksum in the state file (corrupt)" :
+				 "contents do not match the checksum in the state file (corrupt; "
+				 "--restore-no-verify, or \"verify\": false, to load it anyway)" :
 				 strerror(-rc));
 			goto out;
 		}

@@ -15,12 +15,19 @@
 
 #define SNAP_STATE_MAX (256u << 20)   /* a state file larger than this is refused */
 
-/* How a disk looked when the state was saved. */
+/* Which file a disk was and what it held when the state was saved (the
+ * VM paused, its disk requests completed). Not the modification time: wafer
+ * changes that itself without changing a byte (its discard probe at open
+ * punches a hole past the end, which tmpfs and ext4 count as a change). */
 struct snap_disk_identity {
 	uint64_t size;
-	int64_t mtime_ns;
-	uint32_t head_crc;    /* CRC-32 of the first 64 KiB */
+	uint64_t dev, ino;     /* st_dev and st_ino (block devices: st_rdev, 0) */
+	uint32_t head_crc;     /* CRC-32 of the first 64 KiB */
+	uint32_t tail_crc;     /* of the last 64 KiB */
+	uint32_t sample_crc;   /* of SNAP_DISK_SAMPLES blocks of 4 KiB spread evenly */
 };
+
+#define SNAP_DISK_SAMPLES 64
 
 /* A saved machine config, with the strings it points to. */
 struct snap_vmconfig {
@@ -42,9 +49,10 @@ int snapshot_parse_config(const struct snap_reader *r, struct snap_vmconfig *out
 			  char *err, size_t errlen);
 void snapshot_config_free(struct snap_vmconfig *c);
 /* Each disk's current identity against the saved one: 0, or -ESTALE with
- * err naming the disk and what changed. */
+ * err naming the disk and what changed (another file on the same
+ * filesystem, its size, or the bytes read). */
 int snapshot_check_disks(const struct snap_vmconfig *c, char *err, size_t errlen);
-/* Fill id from the file at path (size, mtime, first 64 KiB). */
+/* Fill id from the file at path: about 384 KiB read, whatever its size. */
 int snapshot_disk_identity(const char *path, struct snap_disk_identity *id);
 
 /* Everything but RAM after the config: KVM VM state, each vCPU, devices. */
@@ -73,8 +81,9 @@ struct snapshot {
 };
 
 /* Read and check state_path (container, versions, every section's CRC, the
- * config) and open mem_path (its size must be the saved RAM size; verify:
- * also its CRC, which reads all of it). Disks are checked unless force.
+ * config) and open mem_path (its size must be the saved RAM size; verify --
+ * the default at the CLI and the API -- also its CRC, which reads the data
+ * it holds). Disks are checked unless force.
  * 0 or -errno with err naming the file at fault. Nothing is loaded yet. */
 int snapshot_open(struct snapshot *s, const char *state_path, const char *mem_path,
 		  bool force, bool verify, char *err, size_t errlen);

@@ -127,7 +127,8 @@ help)
 	# Every long option the parser accepts must be documented.
 	for f in kernel initrd cmdline cpus memory cpu-template pvh log-level log-format help disk net rng no-rng name \
 		 api-sock no-api api-only config on-poweroff on-reboot on-crash cpu-weight cpu-cap \
-		 memory-limit cpu-affinity jail uid gid chroot-base netns seccomp; do
+		 memory-limit cpu-affinity jail uid gid chroot-base netns seccomp \
+		 restore paused restore-force restore-no-verify restore-verify incoming; do
 		grep -q -- "--$f" "$T/out" || fail "wafer run --help does not document --$f"
 	done ;;
 version)
@@ -359,17 +360,39 @@ console-flow)
 # ---- resource controls ---------------------------------------------------------
 cgroup-limits)
 	# Checked from outside: membership and limits in the cgroup files, and
-	# the groups gone after exit. --api-only: no KVM needed.
+	# the groups gone after exit. --api-only: no KVM needed. Which layout
+	# is mounted at /sys/fs/cgroup decides the files: v2 (one group,
+	# cpu.weight, cpu.max, memory.max; cpu and memory handed down root ->
+	# wafer -> NAME, by wafer where the root did not yet, as on a fresh
+	# cgroup2 mount) or v1 (a group per controller hierarchy).
 	[ "$(id -u)" = 0 ] || skip "cgroups need root"
 	[ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip "no cgroup filesystem"
 	name=itcg-$$
+	v2=""; [ -f /sys/fs/cgroup/cgroup.controllers ] && v2=1
+	if [ -n "$v2" ]; then
+		for c in cpu memory; do
+			grep -qw $c /sys/fs/cgroup/cgroup.controllers ||
+				skip "cgroup v2 without the $c controller at /sys/fs/cgroup"
+		done
+		echo "cgroup v2; root cgroup.subtree_control before: '$(cat /sys/fs/cgroup/cgroup.subtree_control)'"
+	fi
+	# v2_expect WEIGHT MAX MEM: wafer in wafer/$name, cpu and memory enabled
+	# in the root's and wafer/'s cgroup.subtree_control, and the group's
+	# cpu.weight, cpu.max and memory.max.
+	v2_expect() {
+		local cg=/sys/fs/cgroup/wafer/$name f c
+		grep -q "^0::/wafer/$name\$" /proc/$WPID/cgroup || fail "not in $cg: $(cat /proc/$WPID/cgroup)"
+		for f in /sys/fs/cgroup/cgroup.subtree_control /sys/fs/cgroup/wafer/cgroup.subtree_control; do
+			for c in cpu memory; do grep -qw $c "$f" || fail "$f lacks $c: '$(cat "$f")'"; done
+		done
+		[ "$(cat $cg/cpu.weight)" = "$1" ] || fail "cpu.weight $(cat $cg/cpu.weight), expected $1"
+		[ "$(cat $cg/cpu.max)" = "$2" ] || fail "cpu.max $(cat $cg/cpu.max), expected $2"
+		[ "$(cat $cg/memory.max)" = "$3" ] || fail "memory.max $(cat $cg/memory.max), expected $3"
+	}
 	start_api --api-only --name "$name" --cpu-weight 512 --cpu-cap 50 --memory-limit 256M
-	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-		cg=/sys/fs/cgroup/wafer/$name
-		grep -q "^0::/wafer/$name\$" /proc/$WPID/cgroup || fail "not in $cg"
-		[ "$(cat $cg/cpu.weight)" = 200 ] || fail "cpu.weight $(cat $cg/cpu.weight)"
-		[ "$(cat $cg/cpu.max)" = "50000 100000" ] || fail "cpu.max $(cat $cg/cpu.max)"
-		[ "$(cat $cg/memory.max)" = 268435456 ] || fail "memory.max $(cat $cg/memory.max)"
+	kill -0 "$WPID" 2>/dev/null || { wait_wafer; fail "wafer exited ($rc) with the limits"; }
+	if [ -n "$v2" ]; then
+		v2_expect 200 "50000 100000" 268435456
 	else
 		grep -qE "^[0-9]+:cpu(,cpuacct)?:/wafer/$name\$" /proc/$WPID/cgroup || fail "not in the cpu group: $(cat /proc/$WPID/cgroup)"
 		grep -qE "^[0-9]+:memory:/wafer/$name\$" /proc/$WPID/cgroup || fail "not in the memory group"
@@ -384,7 +407,9 @@ cgroup-limits)
 	# As root with the API, the VM has its groups even without limits (so
 	# PATCH /machine-config can set them later): the defaults.
 	start_api --api-only --name "$name"
-	if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+	if [ -n "$v2" ]; then
+		v2_expect 100 "max 100000" max
+	else
 		grep -qE "^[0-9]+:memory:/wafer/$name\$" /proc/$WPID/cgroup || fail "no memory group without limits"
 		cpu=$(dirname "$(ls -d /sys/fs/cgroup/cpu*/wafer/"$name"/cpu.shares | head -1)")
 		[ "$(cat "$cpu/cpu.shares")" = 1024 ] || fail "default cpu.shares $(cat "$cpu/cpu.shares")"
@@ -401,6 +426,33 @@ cgroup-limits)
 	"$WAFER" set "$name" --cpu-weight 512 2>"$T/set.err" && fail "wafer set before start succeeded"
 	grep -q 'cpu_weight.*changes only on a running microVM' "$T/set.err" || fail "wafer set before start: $(cat "$T/set.err")"
 	kill -TERM "$WPID"; wait_wafer
+	true ;;
+cgroup-v2-unavailable)
+	# A cgroup2 hierarchy whose root lacks cpu and memory (on a host whose
+	# v1 hierarchies hold them): a fresh cgroup2 mount over /sys/fs/cgroup
+	# in a private mount namespace. Refused naming the root's
+	# cgroup.controllers, before any group is made.
+	[ "$(id -u)" = 0 ] || skip "mounting cgroup2 needs root"
+	command -v unshare >/dev/null || skip "unshare (util-linux) not installed"
+	# in_v2 CMD...: CMD with a fresh cgroup2 mount at /sys/fs/cgroup.
+	in_v2() { timeout 60 unshare -m sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec "$@"' sh "$@"; }
+	have=$(in_v2 cat /sys/fs/cgroup/cgroup.controllers) || skip "cannot mount cgroup2 in a mount namespace"
+	echo " $have " | grep -qE ' (cpu|memory) ' && skip "cgroup v2 here has cpu or memory ('$have'): nothing to refuse"
+	v2run() { in_v2 "$WAFER" "$@" </dev/null >"$T/out" 2>"$T/err"; rc=$?; }
+	v2run run --kernel /nonexistent --no-api --name itcg2-$$ --cpu-weight 512
+	[ $rc = 1 ] || fail "exit $rc with --cpu-weight, expected 1"
+	grep -q -- "--cpu-weight/--cpu-cap/--memory-limit: /sys/fs/cgroup/cgroup.controllers: no cpu controller" "$T/err" ||
+		fail "no refusal naming the root's cgroup.controllers"
+	v2run run --kernel /nonexistent --no-api --name itcg2-$$ --memory-limit 64M
+	[ $rc = 1 ] || fail "exit $rc with --memory-limit, expected 1"
+	grep -q -- "/sys/fs/cgroup/cgroup.controllers: no memory controller" "$T/err" || fail "memory not refused"
+	# As root with the API, groups it cannot have are not an error: it
+	# runs (and says why at --log-level info).
+	v2run run --kernel /nonexistent --name itcg2-$$ --log-level info
+	grep -q "CPU limits cannot change at run time: /sys/fs/cgroup/cgroup.controllers: no cpu controller" "$T/err" ||
+		fail "no reason logged for the missing CPU group"
+	grep -q "/nonexistent" "$T/err" || fail "did not go on to the kernel"
+	in_v2 test -e /sys/fs/cgroup/wafer/itcg2-$$ && fail "a group was made"
 	true ;;
 resource-bad)
 	private_rundir
@@ -681,8 +733,16 @@ migrate-dirtier-busy|migrate-counter-refused)
 	case $CASE in
 	snapshot-restore) snapshot_counter "ticks=200" ;;
 	snapshot-restore-blk)
+		# Restored twice: each restore opens the disk (its discard probe
+		# punches past the end, a new mtime on tmpfs), and the second must
+		# still accept it. Bytes changed behind the snapshot are refused.
 		truncate -s 1M "$T/d.img"
-		snapshot_counter "ticks=200 blk=1" --disk "$T/d.img" ;;
+		snapshot_counter "ticks=200 blk=1" --disk "$T/d.img"
+		printf 'X' | dd of="$T/d.img" bs=1 seek=100 conv=notrunc status=none
+		"$WAFER" run --restore "$T/snap" --name "$dst" </dev/null >"$T/r.out" 2>"$T/r.err" &&
+			sfail "a snapshot whose disk changed was restored"
+		grep -q "disk $T/d.img: its first 64 KiB changed since the snapshot" "$T/r.err" ||
+			sfail "no refusal naming the changed disk: $(cat "$T/r.err")" ;;
 	snapshot-restore-baseline)
 		# The baseline template sets the hypervisor bit, which KVM does not
 		# report as supported: the restore's CPUID check must accept it.
@@ -777,16 +837,44 @@ restore-*|snapshot-*) export WAFER_KVM_DEVICE=$T/no-kvm
 	restore-memory-size) truncate -s 16M "$T/snap/memory"
 	                   expect_error 1 -- "memory: wrong size \(the snapshot's RAM is 33554432 bytes\)" run --restore "$T/snap" ;;
 	restore-memory-verify) flip "$T/snap/memory" 12345
-	                   expect_error 1 -- "do not match the checksum" run --restore "$T/snap" --restore-verify
-	                   # Without --restore-verify the (lazy) restore does not read RAM.
-	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap" ;;
+	                   # Checked by default: refused naming the file, before KVM.
+	                   expect_error 1 -- "--restore $T/snap: Cannot load the snapshot: $T/snap/memory: contents do not match the checksum in the state file \(corrupt; --restore-no-verify" \
+	                           run --restore "$T/snap"
+	                   # --restore-verify, from before the check was the default, changes nothing.
+	                   expect_error 1 -- "$T/snap/memory: contents do not match the checksum" run --restore "$T/snap" --restore-verify
+	                   # Told not to, the (lazy) restore reads no RAM and goes on to KVM.
+	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap" --restore-no-verify
+	                   expect_error 1 -- "--restore-no-verify: not with --restore-verify" \
+	                           run --restore "$T/snap" --restore-verify --restore-no-verify
+	                   expect_error 1 -- "--restore-no-verify: only with --restore" run --kernel x --restore-no-verify
+	                   # The API: PUT /snapshot/load checks unless "verify": false (wafer's).
+	                   start_api --api-only
+	                   load="\"snapshot_path\": \"$T/snap/state\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$T/snap/memory\"}"
+	                   expect_api 400 "$T/snap/memory: contents do not match the checksum" PUT /snapshot/load "{$load}"
+	                   expect_api 400 "$T/no-kvm" PUT /snapshot/load "{$load, \"verify\": false}"
+	                   echo "$body" | grep -q checksum && fail "verify false still checked: $body"
+	                   kill -TERM "$WPID"; wait_wafer ;;
 	restore-disk-changed)
 	                   truncate -s 1M "$T/d.img"; rm -rf "$T/snap"; mkdir "$T/snap"
+	                   printf 'data' | dd of="$T/d.img" bs=1 seek=300000 conv=notrunc status=none
 	                   "$SNAPGEN" "$T/snap" "$T/d.img" || fail "snapgen failed"
+	                   # What wafer itself does to a disk without changing its bytes:
+	                   # its discard probe's hole past the end (a new mtime on tmpfs
+	                   # and ext4), a discard of zeros. Accepted.
+	                   sleep 0.01
+	                   fallocate -p -o 1048576 -l 4096 "$T/d.img" && fallocate -p -o 65536 -l 131072 "$T/d.img" ||
+	                           fail "fallocate --punch-hole"
+	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
 	                   printf 'boot' | dd of="$T/d.img" bs=1 seek=510 conv=notrunc status=none
 	                   expect_error 1 -- "disk $T/d.img: its first 64 KiB changed since the snapshot" run --restore "$T/snap"
+	                   printf '\0\0\0\0' | dd of="$T/d.img" bs=1 seek=510 conv=notrunc status=none
+	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
 	                   truncate -s 2M "$T/d.img"
 	                   expect_error 1 -- "disk $T/d.img: its size changed" run --restore "$T/snap"
+	                   truncate -s 1M "$T/d.img"
+	                   # Another file with the same bytes at the disk's path: refused.
+	                   cp "$T/d.img" "$T/d2.img" && mv "$T/d2.img" "$T/d.img"
+	                   expect_error 1 -- "disk $T/d.img: it is another file than at the snapshot" run --restore "$T/snap"
 	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap" --restore-force ;;
 	restore-flags)     expect_error 1 -- "--restore $T/snap: the snapshot gives the machine \(drop --kernel\)" run --restore "$T/snap" --kernel x
 	                   expect_error 1 -- "drop --cpus" run --restore "$T/snap" --cpus 2
@@ -799,8 +887,15 @@ restore-*|snapshot-*) export WAFER_KVM_DEVICE=$T/no-kvm
 	                   expect_error 1 -- "nosuchvm: no such VM" snapshot nosuchvm "$T/s3" --resume
 	                   expect_error 1 -- "nosuchvm: no such VM" snapshot nosuchvm --resume "$T/s4"
 	                   expect_error 1 -- "--bogus: unknown option" snapshot nosuchvm "$T/s5" --bogus ;;
-	restore-valid)     expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
-	                   grep -q snapshot "$T/err" && fail "an intact snapshot was refused" ;;
+	restore-valid)     # An intact snapshot passes every check (the memory CRC included).
+	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
+	                   grep -q snapshot "$T/err" && fail "an intact snapshot was refused"
+	                   # A sparse memory file (an idle guest's) checks out too.
+	                   rm -rf "$T/snap"; mkdir "$T/snap"
+	                   "$SNAPGEN" --sparse "$T/snap" || fail "snapgen --sparse failed"
+	                   expect_error 1 -- "$T/no-kvm: not present" run --restore "$T/snap"
+	                   grep -q snapshot "$T/err" && fail "an intact sparse snapshot was refused"
+	                   true ;;
 	*) fail "unknown case" ;;
 	esac ;;
 # Live migration, destination side: a source built by snapgen with the real

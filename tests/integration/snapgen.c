@@ -1,10 +1,12 @@
-/* snapgen [--mib N] DIR [DISK]: write a snapshot's config and memory parts
- * with the real snapshot code -- machine config, CPUID, disk identity, memory
- * section and an N MiB (default 32) memory file with a pattern -- but no vCPU
- * or device state, which only a KVM host can produce. The integration cases
- * corrupt, truncate and mismatch it to check that `wafer run --restore`
- * refuses each before touching KVM, and that an intact one gets past
- * validation; bench/snapshot.sh times that validation for 128 MiB and 1 GiB.
+/* snapgen [--mib N] [--sparse] DIR [DISK]: write a snapshot's config and
+ * memory parts with the real snapshot code -- machine config, CPUID, disk
+ * identity, memory section and an N MiB (default 32) memory file with a
+ * pattern in every page (--sparse: in one page per MiB, the rest holes, as an
+ * idle guest's) -- but no vCPU or device state, which only a KVM host can
+ * produce. The integration cases corrupt, truncate and mismatch it to check
+ * that `wafer run --restore` refuses each before touching KVM, and that an
+ * intact one gets past validation; bench/snapshot.sh times that validation
+ * for 128 MiB and 1 GiB.
  *
  * snapgen --send URL [TEMPLATE]: the same machine (CPU template TEMPLATE,
  * default host) as the source of a live migration, through the real engine
@@ -59,6 +61,7 @@ int main(int argc, char **argv)
 	struct snap_buf b;
 	char err[512], *end;
 	unsigned long mib = 32;
+	uint64_t stride = 4096;
 
 	if (argc > 2 && !strcmp(argv[1], "--mib")) {
 		mib = strtoul(argv[2], &end, 10);
@@ -70,9 +73,16 @@ int main(int argc, char **argv)
 		argv += 2;
 		argc -= 2;
 	}
+	if (argc > 1 && !strcmp(argv[1], "--sparse")) {
+		stride = 1u << 20;
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	bool send = argc > 1 && !strcmp(argv[1], "--send");
 	if (argc < 2 + send || argc > 3 + send) {
-		fprintf(stderr, "usage: snapgen [--mib N] DIR [DISK] | snapgen [--mib N] --send URL [TEMPLATE]\n");
+		fprintf(stderr, "usage: snapgen [--mib N] [--sparse] DIR [DISK] | "
+			"snapgen [--mib N] --send URL [TEMPLATE]\n");
 		return 2;
 	}
 	vm.cfg.name = "snapgen";
@@ -85,8 +95,8 @@ int main(int argc, char **argv)
 	}
 	if (gmem_alloc(&vm.mem, (uint64_t)mib << 20))
 		return 1;
-	for (uint64_t i = 0; i < vm.mem.size; i += 4096)
-		vm.mem.host[i] = (uint8_t)(i >> 12);
+	for (uint64_t i = 0; i < vm.mem.size; i += stride)
+		vm.mem.host[i + 8] = (uint8_t)(i >> 12 | 1);
 	vm.cpuid = cpuid_alloc(1);
 	vm.cpuid->nent = 1;
 	vm.cpuid->entries[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0xd,

@@ -460,10 +460,19 @@ static void test_snapshot_load_route(void **state)
 	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
 		     "\"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": \"b\"}}",
 		     400, "Uffd");
+	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
+		     "\"mem_file_path\": \"m\", \"verify\": 0}", 400, "expected true or false, got an integer");
 	/* A refusal (changed disk) leaves the VM unstarted: config can go on. */
 	c->fake.load_rc = -ESTALE;
 	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
 		     "\"mem_file_path\": \"m\"}", 400, "size changed");
+	/* wafer's "verify": the memory file's CRC is checked unless false. */
+	assert_true(c->fake.loaded.verify);
+	assert_false(c->fake.loaded.force);
+	expect_fault(c, "PUT", "/snapshot/load", "{\"snapshot_path\": \"a\", "
+		     "\"mem_file_path\": \"m\", \"verify\": false, \"force\": true}", 400, "size changed");
+	assert_false(c->fake.loaded.verify);
+	assert_true(c->fake.loaded.force);
 	assert_int_equal(req(c, "GET", "/", NULL), 200);
 	assert_non_null(strstr(c->last.body, "Not started"));
 	c->fake.load_rc = 0;

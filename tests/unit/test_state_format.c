@@ -1,6 +1,7 @@
 /* The state container: sections round-trip, every corruption and every
  * truncation is refused, the cursor never reads past a section, and atomic
- * writes leave either the old file or the complete new one (sparse). */
+ * writes leave either the old file or the complete new one (sparse), and a
+ * file's CRC skips its holes without changing the value. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -186,6 +187,56 @@ static void test_atomic_write(void **state)
 	free(data);
 }
 
+/* snap_crc32_file over sparse files: the CRC of every byte, holes read as
+ * zeros without being read, whatever the layout of data and holes. */
+static void test_crc32_file(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/wafer-state-XXXXXX", path[256], err[256];
+	size_t len = (5u << 20) + 123;      /* more than one 1 MiB chunk, unaligned end */
+	uint8_t *data = calloc(1, len);
+	uint32_t crc, wrote;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	/* layout 0: all holes; 1: data at the start and a trailing hole; 2:
+	 * holes at both ends, data straddling chunk boundaries; 3: no holes. */
+	for (unsigned layout = 0; layout < 4; layout++) {
+		if (layout == 1)
+			memset(data, 0x11, 8192);
+		if (layout == 2) {
+			memset(data, 0, len);
+			memset(data + (1u << 20) - 100, 0x22, 3 << 20);
+			data[len - 5000] = 0x33;
+		}
+		if (layout == 3)
+			memset(data, 0x44, len);
+		assert_int_equal(snap_write_atomic(dir, "memory", data, len, &wrote, err,
+						   sizeof(err)), 0);
+		int fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(snap_crc32_file(fd, len, &crc), 0);
+		assert_int_equal(crc, snap_crc32(data, len));
+		assert_int_equal(crc, wrote);
+		/* A prefix, and a file shorter than asked for. */
+		assert_int_equal(snap_crc32_file(fd, len - 4096, &crc), 0);
+		assert_int_equal(crc, snap_crc32(data, len - 4096));
+		assert_int_equal(snap_crc32_file(fd, len + 1, &crc), -EBADMSG);
+		close(fd);
+	}
+	/* A page of data turned into a hole (zeros) is a different CRC. */
+	int fd = open(path, O_RDWR);
+	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1 << 20, 4096), 0);
+	assert_int_equal(snap_crc32_file(fd, len, &crc), 0);
+	assert_int_not_equal(crc, snap_crc32(data, len));
+	memset(data + (1 << 20), 0, 4096);
+	assert_int_equal(crc, snap_crc32(data, len));
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_header_checks),
 		cmocka_unit_test(test_section_length_bounded),
 		cmocka_unit_test(test_atomic_write),
+		cmocka_unit_test(test_crc32_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
