@@ -764,12 +764,15 @@ migrate-dirtier-busy|migrate-counter-refused)
 		migrate_counter "tcp:10.231.7.1:$port" "$ns_a" "$ns_b" ;;
 	migrate-dirtier-busy)
 		# The dirtier rewrites 384 MiB as fast as it can: pre-copy cannot
-		# keep up without auto-converge under a 20 ms downtime target.
+		# keep up without auto-converge under a 20 ms downtime target. It
+		# must outlive the migration (which took ~50 s in the KVM test VM,
+		# whose loopback carries ~47 MiB/s): a guest that powers off on the
+		# source cancels it.
 		url=tcp:127.0.0.1:$port
 		vm "$dst" "$T/dst.out" --incoming "$url"; dpid=$VPID
 		wait_listen "$url"
 		vm "$src" "$T/src.out" --kernel "$dirtier_elf" --memory 512M \
-			--cmdline "mib=384 secs=45 every_ms=500"; spid=$VPID
+			--cmdline "mib=384 secs=$((90 * S)) every_ms=500"; spid=$VPID
 		wait_line "$T/src.out" '^dirtier: pass=' 60 "$spid"
 		sleep 2
 		timeout --kill-after=5 $((400 * S)) "$WAFER" migrate "$src" "$url" --downtime-ms 20 --timeout $((300 * S)) \
