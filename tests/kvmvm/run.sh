@@ -22,7 +22,8 @@
 #   --prepare               build the VM image (cached) and exit
 #   --print-mode            print "direct (why)" or "vm (why)": where commands
 #                           would run; then exit
-# The command's exit status is this script's; 125 means the VM itself failed
+# The command sees KVMVM=direct or KVMVM=vm (where it runs); its exit status
+# is this script's; 125 means the VM itself failed
 # (no image, no /dev/kvm inside, a crash, a wedge, the timeout), with a reason.
 # The image (Debian's linux-image-amd64 + a busybox initramfs) is built once and
 # cached in $WAFER_CACHE/kvmvm (guest/defaults.sh); the console log of the last
@@ -89,7 +90,7 @@ if [ $print_mode -eq 1 ]; then
 fi
 if [ "$mode" = direct ]; then
 	[ $prepare -eq 0 ] || exit 0
-	exec timeout --foreground --kill-after=10 "$timeout_s" "$@"
+	KVMVM=direct exec timeout --foreground --kill-after=10 "$timeout_s" "$@"
 fi
 
 # ---- the image ------------------------------------------------------------
@@ -118,6 +119,7 @@ image_prepare() {
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found; install qemu-system-x86"
 image_prepare
 [ $prepare -eq 0 ] || exit 0
+say "inside the nested-KVM test VM ($why)"
 [ "$(id -u)" -eq 0 ] || die "the KVM test VM shares / through QEMU's 9p as the caller; run it as root"
 
 # ---- one run ---------------------------------------------------------------
@@ -134,7 +136,7 @@ trap 'die "interrupted"' INT TERM
 # The command, with the caller's directory and exported environment.
 {
 	export -p | grep -vE '^declare -x (PWD|OLDPWD|SHLVL|_)='
-	printf 'export KVMVM=1\ncd %q || exit 125\nexec' "$PWD"
+	printf 'export KVMVM=vm\ncd %q || exit 125\nexec' "$PWD"
 	printf ' %q' "$@"
 	echo
 } > "$ctl/cmd.sh"
