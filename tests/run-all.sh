@@ -17,7 +17,7 @@ quick=0
 t_start=$(date +%s)
 
 pass=0 fail=0 skip=0 status=0 kvm_ran=0 kvm_skip=0
-failed=()
+failed=() skipped=()
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -29,9 +29,13 @@ tally() {
 	p=$(grep -c '"result": "OK"' "$log")
 	f=$(grep -cE '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log")
 	s=$(grep -c '"result": "SKIP"' "$log")
-	names=$(grep -E '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS|SKIP)"' "$log" |
+	names=$(grep -E '"result": "(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)"' "$log" |
 		sed -n 's/.*"name": "\([^"]*\)".*"result": "\([A-Z]*\)".*/\1 (\2)/p' | tr '\n' ' ')
 	[ -z "$names" ] || failed+=("$2: $names")
+	names=$(grep -E '"result": "SKIP"' "$log" | sed -n 's/.*"name": "\([^"]*\)".*/\1/p' | tr '\n' ' ')
+	if [ -n "$names" ]; then
+		case $2 in *kvm*) failed+=("$2, skipped: $names") ;; *) skipped+=("$2: $names") ;; esac
+	fi
 	pass=$((pass + p)) fail=$((fail + f))
 	case $2 in
 	*kvm*) kvm_ran=$((kvm_ran + p + f)) kvm_skip=$((kvm_skip + s)) fail=$((fail + s)) ;;
@@ -119,6 +123,7 @@ if [ -n "$lane_pid" ]; then
 fi
 [ $fail -gt 0 ] && status=1
 echo "=== summary ($(( $(date +%s) - t_start )) s)"
+for l in "${skipped[@]}"; do echo "skipped: $l"; done
 for l in "${failed[@]}"; do echo "not passed: $l"; done
 echo "$kvm_ran KVM cases ran on real KVM (${where:-not run}), $kvm_skip KVM cases skipped (each counted as failed)"
 echo "$skip host cases skipped (need root or a tool; see the SKIP lines above)"
