@@ -67,8 +67,7 @@ cmd=("$build/wafer" run --kernel "$WAFER_KERNEL_DIR/vmlinuz" --initrd "$initrd"
 # (tests/kvmvm/run.sh), whose /dev/kvm is real KVM under QEMU's emulation.
 where=$("$src/tests/kvmvm/run.sh" --print-mode)
 if [ "${where%% *}" = vm ]; then
-	say "no hardware KVM ${where#vm }: booting inside the nested-KVM test VM"
-	say "(tests/kvmvm/run.sh; everything there runs under QEMU's TCG emulation, so the boot takes ~30 s, not ~1 s)"
+	# tests/kvmvm/run.sh says so, and why it is slow, in one line.
 	[ "$(id -u)" -eq 0 ] || die "the nested-KVM test VM needs root (it shares / over 9p and runs the guest as root); run: sudo $0"
 	cmd=("$src/tests/kvmvm/run.sh" -- "${cmd[@]}")
 elif [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
