@@ -44,7 +44,9 @@ static int vmctl_parse(int argc, char **argv, const char *usage, int need_name, 
 	*a = (struct vmctl_args){ .timeout = 30 };
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	/* No '+': options may follow NAME (wafer stop NAME --force), as users
+	 * write them; "--" still ends them. */
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'j': a->json = 1; break;
 		case 'f': a->force = 1; break;

@@ -328,7 +328,12 @@ cli-errors)
 	expect_error 1 'nosuchvm: no such VM' pause nosuchvm
 	expect_error 1 'expected one VM name' stats
 	expect_error 1 -- '--timeout 0: expected' stop --timeout 0 x
-	expect_error 1 'a/b: not a valid VM name' resume a/b ;;
+	expect_error 1 'a/b: not a valid VM name' resume a/b
+	# Options after NAME, as users write them.
+	expect_error 1 'nosuchvm: no such VM' stop nosuchvm --force
+	expect_error 1 'nosuchvm: no such VM' stats nosuchvm --json
+	expect_error 1 -- '--timeout 0: expected' stop x --timeout 0
+	expect_error 1 -- '--bogus: unknown option' pause nosuchvm --bogus ;;
 cli-flow)
 	need_kvm; [ "$(id -u)" = 0 ] || skip "needs the root runtime directory"
 	name=itflow-$$
