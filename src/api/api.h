@@ -8,17 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmm/vm.h"   /* VM_MAX_*: the VM's limits are the API's */
+
 /* Limits. Ids follow Firecracker's rule (letters, digits, '_', '-'). */
 #define API_ID_MAX          64
 #define API_PATH_MAX        4096      /* PATH_MAX, including the NUL */
 #define API_BOOT_ARGS_MAX   4096      /* the boot protocol caps it lower; start() checks */
 #define API_TEMPLATE_MAX    256
 #define API_IFNAME_MAX      16        /* IFNAMSIZ, including the NUL */
-#define API_MAX_DRIVES      16
-#define API_MAX_NETS        16
-#define API_MAX_VCPUS       1024      /* wafer's hard cap; start() checks KVM's limit */
-#define API_MIN_MEM_MIB     16
-#define API_MAX_MEM_MIB     (1ull << 24)   /* 16 TiB: keeps mem_size_mib << 20 in range */
 #define API_BODY_MAX        (64 * 1024)    /* larger request bodies get 413 */
 #define API_ERR_MAX         512
 
@@ -38,8 +35,8 @@ struct api_rate_limiter {
 enum api_huge_pages { API_HUGE_NONE, API_HUGE_TRANSPARENT, API_HUGE_2M };
 
 struct api_machine {
-	unsigned vcpu_count;          /* 1..API_MAX_VCPUS; 1 or even with smt */
-	uint64_t mem_size_mib;        /* API_MIN_MEM_MIB..API_MAX_MEM_MIB */
+	unsigned vcpu_count;          /* 1..VM_MAX_VCPUS; 1 or even with smt */
+	uint64_t mem_size_mib;        /* VM_MIN_MEM_MIB..VM_MAX_MEM_MIB */
 	bool smt, track_dirty_pages;
 	enum api_huge_pages huge_pages;
 	char cpu_template[API_TEMPLATE_MAX]; /* "" = default (host), "host", "baseline" or a JSON path */
@@ -97,16 +94,13 @@ struct api_entropy {
 };
 
 /* wafer extension: PATCH /machine-config on a running VM changes its CPU
- * weight (Xen credit2 scale), CPU cap and memory limit (its cgroups). */
-#define API_CPU_WEIGHT_MAX   65535
-#define API_CPU_CAP_MAX      (100 * 4096)   /* percent of one CPU */
-#define API_MEM_LIMIT_MIN_MIB 16
-
+ * weight (Xen credit2 scale), CPU cap and memory limit (its cgroups); the
+ * ranges are VM_CPU_WEIGHT_MAX, VM_CPU_CAP_MAX and VM_MEM_LIMIT_MIN_MIB. */
 struct api_resources {
 	bool has_cpu_weight, has_cpu_cap, has_memory_limit;
-	unsigned cpu_weight;           /* 1..API_CPU_WEIGHT_MAX */
+	unsigned cpu_weight;           /* 1..VM_CPU_WEIGHT_MAX */
 	unsigned cpu_cap;              /* percent of one CPU; 0 = no cap */
-	uint64_t memory_limit_mib;     /* 0 = no limit, else >= API_MEM_LIMIT_MIN_MIB */
+	uint64_t memory_limit_mib;     /* 0 = no limit, else >= VM_MEM_LIMIT_MIN_MIB */
 };
 
 /* Everything the API (or a config file) accumulates before InstanceStart. The
@@ -115,8 +109,8 @@ struct api_config {
 	struct api_machine machine;
 	struct api_boot_source boot;
 	unsigned ndrives, nnets;
-	struct api_drive drives[API_MAX_DRIVES];
-	struct api_net nets[API_MAX_NETS];
+	struct api_drive drives[VM_MAX_DISKS];
+	struct api_net nets[VM_MAX_NETS];
 	struct api_logger logger;
 	struct api_metrics_config metrics;
 	struct api_entropy entropy;

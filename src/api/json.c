@@ -320,11 +320,11 @@ static int parse_machine_obj(const struct jctx *c, json_object *obj, bool partia
 			     "before that, give --cpu-weight, --cpu-cap or --memory-limit to wafer run", key);
 	if ((rc = check_fields(c, obj, machine_fields)))
 		return rc;
-	if ((rc = get_uint(c, obj, "vcpu_count", !partial, 1, API_MAX_VCPUS, &v, &have)))
+	if ((rc = get_uint(c, obj, "vcpu_count", !partial, 1, VM_MAX_VCPUS, &v, &have)))
 		return rc;
 	if (have)
 		m->vcpu_count = (unsigned)v;
-	if ((rc = get_uint(c, obj, "mem_size_mib", !partial, API_MIN_MEM_MIB, API_MAX_MEM_MIB,
+	if ((rc = get_uint(c, obj, "mem_size_mib", !partial, VM_MIN_MEM_MIB, VM_MAX_MEM_MIB,
 			   &v, &have)))
 		return rc;
 	if (have)
@@ -363,20 +363,20 @@ static int parse_resources_obj(const struct jctx *c, json_object *obj, struct ap
 			     "cpu_cap and memory_limit_mib can)", key);
 	if ((rc = check_fields(c, obj, resource_fields)))
 		return rc;
-	if ((rc = get_uint(c, obj, "cpu_weight", false, 1, API_CPU_WEIGHT_MAX, &v, &r->has_cpu_weight)))
+	if ((rc = get_uint(c, obj, "cpu_weight", false, 1, VM_CPU_WEIGHT_MAX, &v, &r->has_cpu_weight)))
 		return rc;
 	if (r->has_cpu_weight)
 		r->cpu_weight = (unsigned)v;
-	if ((rc = get_uint(c, obj, "cpu_cap", false, 0, API_CPU_CAP_MAX, &v, &r->has_cpu_cap)))
+	if ((rc = get_uint(c, obj, "cpu_cap", false, 0, VM_CPU_CAP_MAX, &v, &r->has_cpu_cap)))
 		return rc;
 	if (r->has_cpu_cap)
 		r->cpu_cap = (unsigned)v;
-	if ((rc = get_uint(c, obj, "memory_limit_mib", false, 0, API_MAX_MEM_MIB, &v,
+	if ((rc = get_uint(c, obj, "memory_limit_mib", false, 0, VM_MAX_MEM_MIB, &v,
 			   &r->has_memory_limit)))
 		return rc;
-	if (r->has_memory_limit && v && v < API_MEM_LIMIT_MIN_MIB)
+	if (r->has_memory_limit && v && v < VM_MEM_LIMIT_MIN_MIB)
 		return jfail(c, "\"memory_limit_mib\": %llu is below the minimum of %d (0 = no limit)",
-			     (unsigned long long)v, API_MEM_LIMIT_MIN_MIB);
+			     (unsigned long long)v, VM_MEM_LIMIT_MIN_MIB);
 	if (r->has_memory_limit)
 		r->memory_limit_mib = v;
 	if (!r->has_cpu_weight && !r->has_cpu_cap && !r->has_memory_limit)

@@ -82,6 +82,13 @@ int api_config_put_boot(struct api_config *cfg, const struct api_boot_source *b,
 	return 0;
 }
 
+/* Each drive and interface is a PCI function; one of the bus's
+ * VM_MAX_VIRTIO slots stays free for the entropy device. */
+static bool api_config_pci_room(const struct api_config *cfg)
+{
+	return cfg->ndrives + cfg->nnets + 1 < VM_MAX_VIRTIO;
+}
+
 int api_config_put_drive(struct api_config *cfg, const struct api_drive *d, char *err,
 			 size_t errlen)
 {
@@ -98,8 +105,13 @@ int api_config_put_drive(struct api_config *cfg, const struct api_drive *d, char
 			return -EEXIST;
 		}
 	}
-	if (slot == API_MAX_DRIVES) {
-		snprintf(err, errlen, "drive %s: at most %d drives", d->drive_id, API_MAX_DRIVES);
+	if (slot == VM_MAX_DISKS) {
+		snprintf(err, errlen, "drive %s: at most %d drives", d->drive_id, VM_MAX_DISKS);
+		return -ENOSPC;
+	}
+	if (slot == cfg->ndrives && !api_config_pci_room(cfg)) {
+		snprintf(err, errlen, "drive %s: drives and network interfaces share %d PCI slots",
+			 d->drive_id, VM_MAX_VIRTIO - 1);
 		return -ENOSPC;
 	}
 	rc = check_host_file("path_on_host", d->path_on_host, true, !d->is_read_only, err, errlen);
@@ -133,9 +145,14 @@ int api_config_put_net(struct api_config *cfg, const struct api_net *n, char *er
 			return -EEXIST;
 		}
 	}
-	if (slot == API_MAX_NETS) {
+	if (slot == VM_MAX_NETS) {
 		snprintf(err, errlen, "interface %s: at most %d network interfaces", n->iface_id,
-			 API_MAX_NETS);
+			 VM_MAX_NETS);
+		return -ENOSPC;
+	}
+	if (slot == cfg->nnets && !api_config_pci_room(cfg)) {
+		snprintf(err, errlen, "interface %s: drives and network interfaces share %d PCI slots",
+			 n->iface_id, VM_MAX_VIRTIO - 1);
 		return -ENOSPC;
 	}
 	cfg->nets[slot] = *n;

@@ -117,14 +117,14 @@ void run_ctl_describe(const struct vm_config *b, struct api_config *out)
 	snprintf(out->boot.initrd_path, sizeof(out->boot.initrd_path), "%s", b->initrd ? b->initrd : "");
 	snprintf(out->boot.boot_args, sizeof(out->boot.boot_args), "%s", b->cmdline ? b->cmdline : "");
 	out->boot.has_boot_args = b->cmdline != NULL;
-	for (unsigned i = 0; i < b->ndisks && i < API_MAX_DRIVES; i++, out->ndrives++) {
+	for (unsigned i = 0; i < b->ndisks; i++, out->ndrives++) {
 		struct api_drive *d = &out->drives[i];
 		snprintf(d->drive_id, sizeof(d->drive_id), "%s", b->disks[i].id);
 		snprintf(d->path_on_host, sizeof(d->path_on_host), "%s", b->disks[i].path);
 		d->is_read_only = b->disks[i].read_only;
 		ctl_limit_to_api(&b->disks[i].limit, &d->rate_limiter);
 	}
-	for (unsigned i = 0; i < b->nnets && i < API_MAX_NETS; i++, out->nnets++) {
+	for (unsigned i = 0; i < b->nnets; i++, out->nnets++) {
 		struct api_net *n = &out->nets[i];
 		snprintf(n->iface_id, sizeof(n->iface_id), "%s", b->nets[i].id);
 		snprintf(n->host_dev_name, sizeof(n->host_dev_name), "%s", b->nets[i].ifname);
@@ -153,14 +153,14 @@ static void run_ctl_map(struct run_ctl *c)
 	if (a->machine.cpu_template[0])
 		v->cpu_template = a->machine.cpu_template;
 	v->ndisks = 0;
-	for (unsigned i = 0; i < a->ndrives && i < VM_MAX_DISKS; i++, v->ndisks++) {
+	for (unsigned i = 0; i < a->ndrives; i++, v->ndisks++) {
 		v->disks[i] = (struct blk_config){ .path = a->drives[i].path_on_host,
 						   .read_only = a->drives[i].is_read_only,
 						   .id = a->drives[i].drive_id };
 		ctl_limit_from_api(&v->disks[i].limit, &a->drives[i].rate_limiter);
 	}
 	v->nnets = 0;
-	for (unsigned i = 0; i < a->nnets && i < VM_MAX_NETS; i++, v->nnets++) {
+	for (unsigned i = 0; i < a->nnets; i++, v->nnets++) {
 		struct net_config *n = &v->nets[i];
 		*n = (struct net_config){ .id = a->nets[i].iface_id, .vm_name = c->base.name,
 					  .ifname = a->nets[i].host_dev_name,

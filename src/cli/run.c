@@ -19,8 +19,6 @@
 #include "vmm/parse.h"
 #include "vmm/vm.h"
 
-#define RUN_MAX_VCPUS 1024   /* hard cap before asking KVM for its own limit */
-
 /* Sanitizer runtimes make system calls of their own (LeakSanitizer clones
  * and ptraces at exit), so their builds filter only when asked to. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -53,7 +51,8 @@ static const char run_usage[] =
 "                        bw= bytes/s, iops= requests/s (token buckets, also\n"
 "                        bw-burst=SIZE, iops-burst=N: one-time extra)\n"
 "  --net tap=IFNAME[,mac=MAC][,id=NAME][,bw=SIZE][,pps=N]\n"
-"                        virtio-net on a host tap (repeatable, up to 8); without\n"
+"                        virtio-net on a host tap (repeatable, up to 16; disks,\n"
+"                        interfaces and the rng share 31 PCI slots); without\n"
 "                        mac= the MAC is derived from --name and the id;\n"
 "                        bw= bytes/s and pps= frames/s each way (rx-bw=, tx-bw=,\n"
 "                        rx-pps=, tx-pps= for one direction)\n"
@@ -505,22 +504,23 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			}
 			break;
 		case OPT_CPU_WEIGHT:
-			if (parse_uint(optarg, 1, 65535, &v)) {
-				log_error("--cpu-weight %s: expected 1..65535", optarg);
+			if (parse_uint(optarg, 1, VM_CPU_WEIGHT_MAX, &v)) {
+				log_error("--cpu-weight %s: expected 1..%d", optarg, VM_CPU_WEIGHT_MAX);
 				return -1;
 			}
 			o->cg.weight = (unsigned)v;
 			break;
 		case OPT_CPU_CAP:
-			if (parse_uint(optarg, 0, 100 * 4096, &v)) {
+			if (parse_uint(optarg, 0, VM_CPU_CAP_MAX, &v)) {
 				log_error("--cpu-cap %s: expected a percentage of one CPU (0 = no cap)", optarg);
 				return -1;
 			}
 			o->cg.cap_pct = (unsigned)v;
 			break;
 		case OPT_MEM_LIMIT:
-			if (parse_size(optarg, &v) || v < (16ull << 20)) {
-				log_error("--memory-limit %s: expected a size of at least 16M", optarg);
+			if (parse_size(optarg, &v) || v < ((uint64_t)VM_MEM_LIMIT_MIN_MIB << 20)) {
+				log_error("--memory-limit %s: expected a size of at least %dM", optarg,
+					  VM_MEM_LIMIT_MIN_MIB);
 				return -1;
 			}
 			o->cg.mem_limit = v;
@@ -591,9 +591,9 @@ static int run_parse(int argc, char **argv, struct vm_config *cfg, struct run_st
 			cfg->name = optarg;
 			break;
 		case OPT_CPUS:
-			rc = parse_uint(optarg, 1, RUN_MAX_VCPUS, &v);
+			rc = parse_uint(optarg, 1, VM_MAX_VCPUS, &v);
 			if (rc == -ERANGE) {
-				log_error("--cpus %s: out of range (1..%d)", optarg, RUN_MAX_VCPUS);
+				log_error("--cpus %s: out of range (1..%d)", optarg, VM_MAX_VCPUS);
 				return -1;
 			}
 			if (rc) {

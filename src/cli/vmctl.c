@@ -146,24 +146,24 @@ int cmd_set(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'w':
-			if (parse_uint(optarg, 1, API_CPU_WEIGHT_MAX, &v)) {
-				log_error("--cpu-weight %s: expected 1..%d", optarg, API_CPU_WEIGHT_MAX);
+			if (parse_uint(optarg, 1, VM_CPU_WEIGHT_MAX, &v)) {
+				log_error("--cpu-weight %s: expected 1..%d", optarg, VM_CPU_WEIGHT_MAX);
 				goto out;
 			}
 			json_object_object_add(body, "cpu_weight", json_object_new_int64((int64_t)v));
 			break;
 		case 'c':
-			if (parse_uint(optarg, 0, API_CPU_CAP_MAX, &v)) {
+			if (parse_uint(optarg, 0, VM_CPU_CAP_MAX, &v)) {
 				log_error("--cpu-cap %s: expected a percentage of one CPU (0 = no cap)", optarg);
 				goto out;
 			}
 			json_object_object_add(body, "cpu_cap", json_object_new_int64((int64_t)v));
 			break;
 		case 'm':
-			if (parse_size(optarg, &v) || (v && (v < ((uint64_t)API_MEM_LIMIT_MIN_MIB << 20) ||
+			if (parse_size(optarg, &v) || (v && (v < ((uint64_t)VM_MEM_LIMIT_MIN_MIB << 20) ||
 							      v % (1u << 20)))) {
 				log_error("--memory-limit %s: expected 0 (none) or whole MiB of at least %dM",
-					  optarg, API_MEM_LIMIT_MIN_MIB);
+					  optarg, VM_MEM_LIMIT_MIN_MIB);
 				goto out;
 			}
 			json_object_object_add(body, "memory_limit_mib", json_object_new_int64((int64_t)(v >> 20)));

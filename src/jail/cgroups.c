@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "jail/cgroups.h"
+#include "vmm/vm.h"
 
 #define CG_PERIOD_US 100000
 
@@ -300,17 +301,18 @@ int cg_update(struct cg_state *st, const struct cg_config *cfg, unsigned what,
 	char v[64];
 	int rc;
 
-	if ((what & CG_SET_WEIGHT) && (cfg->weight < 1 || cfg->weight > CG_WEIGHT_MAX)) {
-		snprintf(err, errlen, "CPU weight %u: expected 1..%u", cfg->weight, CG_WEIGHT_MAX);
+	if ((what & CG_SET_WEIGHT) && (cfg->weight < 1 || cfg->weight > VM_CPU_WEIGHT_MAX)) {
+		snprintf(err, errlen, "CPU weight %u: expected 1..%u", cfg->weight, VM_CPU_WEIGHT_MAX);
 		return -EINVAL;
 	}
-	if ((what & CG_SET_CAP) && cfg->cap_pct > CG_CAP_MAX) {
-		snprintf(err, errlen, "CPU cap %u%%: expected 0..%u", cfg->cap_pct, CG_CAP_MAX);
+	if ((what & CG_SET_CAP) && cfg->cap_pct > VM_CPU_CAP_MAX) {
+		snprintf(err, errlen, "CPU cap %u%%: expected 0..%u", cfg->cap_pct, VM_CPU_CAP_MAX);
 		return -EINVAL;
 	}
-	if ((what & CG_SET_MEM) && cfg->mem_limit && cfg->mem_limit < CG_MEM_MIN) {
-		snprintf(err, errlen, "memory limit %llu bytes: expected 0 (none) or at least 16 MiB",
-			 (unsigned long long)cfg->mem_limit);
+	if ((what & CG_SET_MEM) && cfg->mem_limit &&
+	    cfg->mem_limit < ((uint64_t)VM_MEM_LIMIT_MIN_MIB << 20)) {
+		snprintf(err, errlen, "memory limit %llu bytes: expected 0 (none) or at least %d MiB",
+			 (unsigned long long)cfg->mem_limit, VM_MEM_LIMIT_MIN_MIB);
 		return -EINVAL;
 	}
 	if ((what & (CG_SET_WEIGHT | CG_SET_CAP)) && st->fd_weight < 0) {

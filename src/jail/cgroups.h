@@ -12,12 +12,9 @@
 
 #define CG_ROOT "/sys/fs/cgroup"  /* v2's root, or the directory of v1's hierarchies */
 #define CG_WEIGHT_DEFAULT 256
-#define CG_WEIGHT_MAX 65535
-#define CG_CAP_MAX (100 * 4096)      /* percent of one CPU */
-#define CG_MEM_MIN (16ull << 20)
 
 struct cg_config {
-	unsigned weight;        /* 1..65535, credit2 scale (256 = default) */
+	unsigned weight;        /* 1..VM_CPU_WEIGHT_MAX, credit2 scale (256 = default) */
 	unsigned cap_pct;       /* 0 = no cap; else % of one CPU (may exceed 100) */
 	uint64_t mem_limit;     /* bytes; 0 = none */
 };

@@ -232,7 +232,7 @@ int snapshot_parse_config(const struct snap_reader *r, struct snap_vmconfig *out
 	rc = config_done(&c, "machine", 0, err, errlen);
 	if (rc)
 		return rc;
-	if (cfg->ncpus == 0 || cfg->ncpus > 1024 || cfg->mem_size == 0 || cfg->mem_size & 0xfff ||
+	if (cfg->ncpus == 0 || cfg->ncpus > VM_MAX_VCPUS || cfg->mem_size == 0 || cfg->mem_size & 0xfff ||
 	    low > cfg->mem_size || cfg->ndisks > VM_MAX_DISKS || cfg->nnets > VM_MAX_NETS ||
 	    cfg->rng > 1) {
 		snprintf(err, errlen, "machine: impossible values (%u vCPUs, %llu bytes, %u disks, "

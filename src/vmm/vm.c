@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "arch/x86/layout.h"
+#include "devices/pci.h"
 #include "devices/virtio/pci.h"
 #include "devices/virtio/rng.h"
 #include "jail/seccomp.h"
@@ -248,9 +249,18 @@ fail:
 static int vm_open_virtio(struct vm *vm)
 {
 	const struct vm_config *cfg = &vm->cfg;
+	unsigned nfuncs = cfg->ndisks + cfg->nnets + (cfg->rng ? 1 : 0);
 	char err[256];
 	struct virtio_dev *d;
 
+	_Static_assert(VM_MAX_VIRTIO == PCI_MAX_SLOTS - 1, "one PCI slot per virtio device");
+	if (cfg->ndisks > VM_MAX_DISKS || cfg->nnets > VM_MAX_NETS || nfuncs > VM_MAX_VIRTIO) {
+		log_error("--disk/--net: %u disks, %u interfaces%s need %u PCI slots; the bus has %d "
+			  "(at most %d disks, %d interfaces)", cfg->ndisks, cfg->nnets,
+			  cfg->rng ? " and the rng" : "", nfuncs, VM_MAX_VIRTIO, VM_MAX_DISKS,
+			  VM_MAX_NETS);
+		return -ENOSPC;
+	}
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
 		d = virtio_blk_create(&vm->mem, &vm->io, &cfg->disks[i], err, sizeof(err));
 		if (!d) {
@@ -348,9 +358,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_cond_init(&vm->pause_cond, NULL);
 	atomic_store(&vm->stop_reason, VM_RUNNING);
 
-	if (cfg->mem_size < MEM_MIN_SIZE) {
+	if (cfg->mem_size < ((uint64_t)VM_MIN_MEM_MIB << 20)) {
 		log_error("--memory %s: too small (minimum %s)", format_size(cfg->mem_size, a, sizeof(a)),
-			  format_size(MEM_MIN_SIZE, b, sizeof(b)));
+			  format_size(((uint64_t)VM_MIN_MEM_MIB << 20), b, sizeof(b)));
 		rc = -EINVAL;
 		goto out;
 	}

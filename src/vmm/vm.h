@@ -41,9 +41,25 @@ enum vm_stop_reason {
 #define WAFER_EXIT_REBOOT  3
 #define WAFER_EXIT_USER    4
 
-#define VM_MAX_DISKS 16
-#define VM_MAX_NETS  8
-#define VM_MAX_VIRTIO (VM_MAX_DISKS + VM_MAX_NETS + 1)
+/* The one set of device limits: the API, the CLI, the snapshot loader and
+ * the controller all check these. Every virtio device is one function on
+ * PCI bus 0, whose 32 slots less the host bridge's leave 31 (devices/pci.h
+ * PCI_MAX_SLOTS): each kind may fill 16, but disks + interfaces + the rng
+ * together must fit VM_MAX_VIRTIO (vm_create refuses more). */
+#define VM_MAX_DISKS  16
+#define VM_MAX_NETS   16
+#define VM_MAX_VIRTIO 31
+/* wafer's caps on the guest's size (vm_create also asks KVM for its vCPU
+ * limit). MiB << 20 stays in range up to VM_MAX_MEM_MIB (16 TiB). */
+#define VM_MAX_VCPUS   1024
+#define VM_MIN_MEM_MIB 16
+#define VM_MAX_MEM_MIB (1ull << 24)
+/* Resource controls (jail/cgroups.c applies them): CPU weight on Xen
+ * credit2's scale, CPU cap in percent of one CPU, memory limit of the VM
+ * process. */
+#define VM_CPU_WEIGHT_MAX    65535
+#define VM_CPU_CAP_MAX       (100 * 4096)
+#define VM_MEM_LIMIT_MIN_MIB 16
 
 struct vm_config {
 	const char *name;          /* VM name (logs, generated MACs) */

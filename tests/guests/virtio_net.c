@@ -1,6 +1,8 @@
-/* Test guest: virtio-net (virtio 1.2 section 5.1). Reads the MAC, broadcasts
- * an ARP request for dst_ip (QEMU's -netdev user answers for 10.0.2.2) with a
- * marker in its padding, and waits, bounded, for the reply. */
+/* Test guest: virtio-net (virtio 1.2 section 5.1). Counts the virtio-net
+ * functions on the bus, reads the MAC of the one net_index= names (default
+ * the first), broadcasts an ARP request for dst_ip (QEMU's -netdev user
+ * answers for 10.0.2.2) with a marker in its padding, and waits, bounded,
+ * for the reply. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,17 +107,30 @@ static void ip_print(uint32_t ip)
 	printf("%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 }
 
+/* How many virtio-net functions the PCI scan finds (the host checks it). */
+static unsigned net_count(void)
+{
+	struct pci_dev d;
+	unsigned n = 0;
+	while (!pci_find(VIRTIO_PCI_VENDOR, VIRTIO_PCI_MODERN_BASE + VIRTIO_ID_NET, n, &d))
+		n++;
+	return n;
+}
+
 int guest_main(struct hvm_start_info *si)
 {
 	uint32_t src_ip, dst_ip, len;
 	struct virtq_buf tx = { tx_frame, sizeof(tx_frame) };
+	unsigned index;
 	int n;
 
 	(void)si;
 	/* "src_ip=0x..." / "dst_ip=0x..." for networks other than QEMU's slirp. */
 	src_ip = (uint32_t)cmdline_get_u64("src_ip", 0x0a00020f);   /* 10.0.2.15 */
 	dst_ip = (uint32_t)cmdline_get_u64("dst_ip", 0x0a000202);   /* 10.0.2.2 */
-	if (virtio_find(VIRTIO_ID_NET, 0, &net) ||
+	index = (unsigned)cmdline_get_u64("net_index", 0);
+	printf("net devices %u, using %u\n", net_count(), index);
+	if (virtio_find(VIRTIO_ID_NET, index, &net) ||
 	    virtio_start(&net, VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS)) ||
 	    virtq_setup(&net, &rxq, NET_RXQ) || virtq_setup(&net, &txq, NET_TXQ))
 		return 1;

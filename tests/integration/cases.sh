@@ -200,6 +200,24 @@ disk-twice)      truncate -s 1M "$T/d.img"
 	expect_error 1 -- "--disk .*: id 'x' used twice" run --kernel "$(guest hello)" --disk "$T/d.img,id=x" --disk "$T/d.img,id=x" ;;
 net-bad-mac)     expect_error 1 -- "--net tap=t0,mac=zz: bad MAC" run --kernel "$(guest hello)" --net tap=t0,mac=zz ;;
 net-no-tap)      expect_error 1 -- "--net tap=t0,speed=9: unknown option" run --kernel "$(guest hello)" --net tap=t0,speed=9 ;;
+# One limit each (src/vmm/vm.h): the 17th --net or --disk is refused by name,
+# and disks + interfaces + the rng must fit the PCI bus's 31 free slots.
+net-too-many)
+	set --; for i in $(seq 0 16); do set -- "$@" --net tap=t$i; done
+	expect_error 1 -- "--net tap=t16: at most 16 interfaces" run --kernel "$(guest hello)" "$@" ;;
+disk-too-many)
+	truncate -s 1M "$T/d.img"
+	set --; for i in $(seq 0 16); do set -- "$@" --disk "$T/d.img,ro,id=d$i"; done
+	expect_error 1 -- "--disk .*,id=d16: at most 16 disks" run --kernel "$(guest hello)" "$@" ;;
+config-too-many-nets)
+	nets=""; for i in $(seq 0 16); do nets="$nets${nets:+, }{\"iface_id\": \"eth$i\", \"host_dev_name\": \"t$i\"}"; done
+	printf '{"boot-source": {"kernel_image_path": "%s"}, "network-interfaces": [%s]}\n' "$(guest hello)" "$nets" >"$T/vm.json"
+	expect_error 1 -- "network-interfaces\[16\].*interface eth16: at most 16 network interfaces" run --config "$T/vm.json" --no-api ;;
+pci-slots-full)
+	truncate -s 1M "$T/d.img"
+	set --; for i in $(seq 0 15); do set -- "$@" --disk "$T/d.img,ro,id=d$i" --net tap=t$i; done
+	expect_error 1 -- "--disk/--net: 16 disks, 16 interfaces and the rng need 33 PCI slots; the bus has 31" \
+		run --kernel "$(guest hello)" "$@" ;;
 net-tap-denied)
 	[ "$(id -u)" = 0 ] || skip "needs root to drop to an unprivileged uid"
 	command -v setpriv >/dev/null || skip "setpriv not installed"
@@ -1027,6 +1045,40 @@ boot-virtio-net)
 		</dev/null >"$T/out" 2>"$T/err"; rc=$?
 	[ $rc -eq 0 ] || fail "exit status $rc"
 	grep -q 'net rx ok' "$T/out" || fail "no ARP reply received" ;;
+boot-virtio-net-16)
+	# VM_MAX_NETS interfaces, given as flags and (through the API config,
+	# which once kept only the first 8) as a --config file: the guest finds
+	# 16 virtio-net functions and ARPs through the last one, whose tap alone
+	# has the host address.
+	need_kvm
+	[ "$(id -u)" = 0 ] || skip "needs root for taps in a network namespace"
+	ns=wafer-it16-$$
+	ip netns add "$ns" || skip "cannot create a network namespace"
+	trap 'ip netns del "$ns" 2>/dev/null; rm -rf "$T"' EXIT
+	netflags=(); nets=""
+	for i in $(seq 0 15); do
+		ip -n "$ns" tuntap add wtap$i mode tap || fail "cannot create tap $i"
+		ip -n "$ns" link set wtap$i up
+		netflags+=(--net tap=wtap$i)
+		nets="$nets${nets:+, }{\"iface_id\": \"eth$i\", \"host_dev_name\": \"wtap$i\"}"
+	done
+	ip -n "$ns" addr add 192.168.78.1/24 dev wtap15
+	args="net_index=15 src_ip=0xc0a84e02 dst_ip=0xc0a84e01"
+	printf '{"boot-source": {"kernel_image_path": "%s", "boot_args": "%s"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 64}, "network-interfaces": [%s]}\n' \
+		"$(guest virtio_net)" "$args" "$nets" >"$T/vm.json"
+	for how in config flags; do
+		if [ $how = flags ]; then
+			set -- run --kernel "$(guest virtio_net)" --memory 64M "${netflags[@]}" --cmdline "$args"
+		else
+			set -- run --config "$T/vm.json" --no-api
+		fi
+		TIMEOUT=60 ip netns exec "$ns" timeout 60 "$WAFER" "$@" </dev/null >"$T/out" 2>"$T/err"; rc=$?
+		grep -q 'net devices 16, using 15' "$T/out" ||
+			fail "$how: the guest did not find 16 virtio-net functions: $(head -3 "$T/out" "$T/err")"
+		[ $rc -eq 0 ] || fail "$how: exit status $rc: $(tail -3 "$T/err")"
+		grep -q 'net rx ok' "$T/out" || fail "$how: no ARP reply through the 16th interface"
+		echo "$how: 16 interfaces, ARP through the 16th ok"
+	done ;;
 boot-highmem)  need_kvm; expect_guest 0 'hello from wafer guest' run --kernel "$(guest hello)" --memory 5G ;;
 # ---- hostile guests beside a well-behaved one (need KVM) -------------------
 # tests/guests/hostile_*.c break the virtio and PCI rules on purpose. The

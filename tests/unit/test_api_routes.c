@@ -379,6 +379,72 @@ static void test_preboot_config(void **state)
 	assert_int_equal(c->fake.started_drives, 2);
 }
 
+/* PUT n drives (all on c->disk2, read-only) and n interfaces, ids from `from`. */
+static void put_drives(struct ctx *c, unsigned from, unsigned n)
+{
+	char path[32], body[512];
+	for (unsigned i = from; i < from + n; i++) {
+		snprintf(path, sizeof(path), "/drives/d%u", i);
+		snprintf(body, sizeof(body), "{\"drive_id\": \"d%u\", \"path_on_host\": \"%s\", "
+			 "\"is_root_device\": false, \"is_read_only\": true}", i, c->disk2);
+		if (req(c, "PUT", path, body) != 204)
+			fail_msg("PUT %s: %s", path, c->last.body ? c->last.body : "(none)");
+	}
+}
+
+static void put_nets(struct ctx *c, unsigned from, unsigned n)
+{
+	char path[40], body[256];
+	for (unsigned i = from; i < from + n; i++) {
+		snprintf(path, sizeof(path), "/network-interfaces/eth%u", i);
+		snprintf(body, sizeof(body), "{\"iface_id\": \"eth%u\", \"host_dev_name\": \"tap%u\"}",
+			 i, i);
+		if (req(c, "PUT", path, body) != 204)
+			fail_msg("PUT %s: %s", path, c->last.body ? c->last.body : "(none)");
+	}
+}
+
+/* The API takes as many interfaces as the VM builds (VM_MAX_NETS, 16), and
+ * refuses one more by name; drives and interfaces together leave a PCI slot
+ * for the rng. */
+static void test_net_limits(void **state)
+{
+	struct ctx *c = *state;
+	char body[512];
+
+	assert_int_equal(VM_MAX_NETS, 16);
+	put_nets(c, 0, VM_MAX_NETS);
+	expect_fault(c, "PUT", "/network-interfaces/eth16", "{\"iface_id\": \"eth16\", "
+		     "\"host_dev_name\": \"tap16\"}", 400, "interface eth16: at most 16 network interfaces");
+	put_nets(c, 3, 1);   /* replacing one is not adding one */
+	put_drives(c, 0, VM_MAX_VIRTIO - 1 - VM_MAX_NETS);
+	snprintf(body, sizeof(body), "{\"drive_id\": \"last\", \"path_on_host\": \"%s\", "
+		 "\"is_root_device\": false, \"is_read_only\": true}", c->disk2);
+	expect_fault(c, "PUT", "/drives/last", body, 400,
+		     "drive last: drives and network interfaces share 30 PCI slots");
+	assert_int_equal(req(c, "GET", "/vm/config", NULL), 200);
+	json_object *o = json_tokener_parse(c->last.body), *v;
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "network-interfaces", &v));
+	assert_int_equal(json_object_array_length(v), 16);
+	json_object_put(o);
+}
+
+static void test_drive_limits(void **state)
+{
+	struct ctx *c = *state;
+	char body[512];
+
+	put_drives(c, 0, VM_MAX_DISKS);
+	snprintf(body, sizeof(body), "{\"drive_id\": \"d16\", \"path_on_host\": \"%s\", "
+		 "\"is_root_device\": false, \"is_read_only\": true}", c->disk2);
+	expect_fault(c, "PUT", "/drives/d16", body, 400, "drive d16: at most 16 drives");
+	put_nets(c, 0, VM_MAX_VIRTIO - 1 - VM_MAX_DISKS);
+	expect_fault(c, "PUT", "/network-interfaces/eth99", "{\"iface_id\": \"eth99\", "
+		     "\"host_dev_name\": \"tap99\"}", 400,
+		     "interface eth99: drives and network interfaces share 30 PCI slots");
+}
+
 static void test_start_rules(void **state)
 {
 	struct ctx *c = *state;
@@ -793,6 +859,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_preboot_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_net_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drive_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_with, setup, teardown),

@@ -705,6 +705,37 @@ static void test_rate_limit_bytes_and_update(void **state)
 	assert_int_equal(f->ram[STATUS_GPA + 3], S_OK);
 }
 
+/* The header is read once: a held request is charged and run as the type
+ * the device first read, even if the guest rewrites it while it waits (a
+ * write re-typed as a 0-byte flush would pass an empty byte bucket). */
+static void test_rate_limit_header_read_once(void **state)
+{
+	struct fx *f = *state;
+	struct ratelimit_config kib_per_s = { .bytes = { 1024, 0, 1000 } };
+	uint8_t *w = f->ram + DATA_GPA + 0x2000, back[512];
+
+	fake_now = 3000000000ull;
+	virtio_blk_set_clock(f->d, fake_clock);
+	virtio_blk_set_rate_limit(f->d, &kib_per_s);
+	for (int i = 0; i < 512; i++)
+		w[i] = (uint8_t)(0xC3 ^ i);
+	queue_req(f, 0, T_IN, DATA_GPA, 1024);          /* empties the bucket */
+	queue_req(f, 1, T_OUT, DATA_GPA + 0x2000, 512);
+	run_until(f, 1);
+	settle(f);
+	assert_int_equal(used_idx(f), 1);               /* the write is held */
+	put_hdr(f, HDR_GPA + 64, T_FLUSH, 0);
+	f->d->ops->queue_notify(f->d, 0);
+	settle(f);
+	assert_int_equal(used_idx(f), 1);               /* still charged as 512 bytes */
+	fake_now += 500000000ull;
+	assert_true(virtio_blk_poll(f->d, false) >= 0);
+	run_until(f, 2);
+	assert_int_equal(f->ram[STATUS_GPA + 1], S_OK);
+	file_read(f, 0, back, sizeof(back));
+	assert_memory_equal(back, w, sizeof(back));     /* and run as the write */
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 #define TRO(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_ro, fx_teardown)
 
@@ -734,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		T(test_rate_limit_ops),
 		T(test_rate_limit_bytes_and_update),
+		T(test_rate_limit_header_read_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

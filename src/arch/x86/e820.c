@@ -27,7 +27,7 @@ int e820_build(const struct guest_mem *m, struct e820_entry *out, int max)
 	if (!out || max < 0)
 		return -EINVAL;
 
-	/* A guest smaller than the EBDA start cannot happen (MEM_MIN_SIZE), but
+	/* A guest smaller than the EBDA start cannot happen (VM_MIN_MEM_MIB), but
 	 * the map must still never claim RAM that is not backed. */
 	if (low) {
 		rc = e820_add(out, max, &n, 0, low < EBDA_START ? low : EBDA_START, E820_RAM);

@@ -5,7 +5,6 @@
 
 #define MEM_HOLE_START    0xC0000000ULL  /* 32-bit MMIO hole: 3 GiB .. 4 GiB */
 #define MEM_HIGH_START    0x100000000ULL /* RAM above the hole starts at 4 GiB */
-#define MEM_MIN_SIZE      (16ULL << 20)  /* smallest guest we accept */
 
 #define BOOT_GDT_ADDR     0x500ULL      /* boot GDT, 4 entries */
 #define BOOT_IDT_ADDR     0x520ULL      /* empty IDT (limit 0) */

@@ -76,6 +76,12 @@ struct blk_dwz_seg {
 	uint32_t flags;
 };
 
+/* 5.2.6: the request header at the start of the out-segments. */
+struct blk_hdr {
+	uint32_t type, reserved;
+	uint64_t sector;
+};
+
 struct blk_dev {
 	struct virtio_dev *vdev;
 	struct blk_backend *be;
@@ -88,6 +94,11 @@ struct blk_dev {
 	bool dying;
 	bool need_signal;
 	struct virtq_elem elem;     /* scratch for virtq_pop */
+	/* elem's header, copied once when it is popped: the limiter charges
+	 * and blk_handle executes this copy, so a guest that rewrites the
+	 * header while the chain is held cannot be charged as one request
+	 * and run as another. */
+	struct blk_hdr hdr;
 	/* Rate limiting. The API thread updates the limiter, so it sits under
 	 * limit_lock. A chain the limiter refused stays in elem (held) until
 	 * timer_fd fires or the driver kicks again. */
@@ -328,10 +339,10 @@ static void blk_data_iov(const struct virtq_elem *e, struct blk_req *r, bool rea
 
 /* Start one popped chain. false: the chain is malformed and the device
  * needs a reset. */
-static bool blk_handle(struct blk_dev *b, const struct virtq_elem *e)
+static bool blk_handle(struct blk_dev *b, const struct virtq_elem *e, const struct blk_hdr *h)
 {
 	struct virtio_dev *d = b->vdev;
-	struct { uint32_t type, reserved; uint64_t sector; } hdr;
+	const struct blk_hdr hdr = *h;
 
 	/* Without a header or a status byte there is no way to answer the
 	 * request at all; the driver broke 5.2.6.1, treat the ring as broken
@@ -341,7 +352,6 @@ static bool blk_handle(struct blk_dev *b, const struct virtq_elem *e)
 						       : "request header shorter than 16 bytes");
 		return false;
 	}
-	virtq_iov_to_buf(e->iov, e->out_num, 0, &hdr, sizeof(hdr));
 	const struct iovec *last = &e->iov[e->out_num + e->in_num - 1];
 	uint8_t *status = (uint8_t *)last->iov_base + last->iov_len - 1;
 	uint32_t used_len = (uint32_t)e->in_len;
@@ -447,23 +457,30 @@ static void blk_arm_timer(struct blk_dev *b, uint64_t ns)
 		timerfd_settime(b->timer_fd, 0, &its, NULL);
 }
 
-/* Data bytes a chain moves (reads and writes only, as Firecracker counts). */
-static uint64_t blk_cost_bytes(const struct virtq_elem *e)
+/* Copy a popped chain's header: the one read of it from guest memory. A
+ * chain too short for one gets a zeroed copy; blk_handle refuses it. */
+static void blk_read_hdr(const struct virtq_elem *e, struct blk_hdr *h)
 {
-	uint32_t type;
+	*h = (struct blk_hdr){ 0 };
+	if (e->out_len >= BLK_HDR_BYTES)
+		virtq_iov_to_buf(e->iov, e->out_num, 0, h, sizeof(*h));
+}
+
+/* Data bytes a chain moves (reads and writes only, as Firecracker counts). */
+static uint64_t blk_cost_bytes(const struct virtq_elem *e, const struct blk_hdr *h)
+{
 	if (e->out_len < BLK_HDR_BYTES || e->in_len < 1)
 		return 0;
-	virtq_iov_to_buf(e->iov, e->out_num, 0, &type, sizeof(type));
-	if (type == VIRTIO_BLK_T_IN)
+	if (h->type == VIRTIO_BLK_T_IN)
 		return e->in_len - 1;
-	return type == VIRTIO_BLK_T_OUT ? e->out_len - BLK_HDR_BYTES : 0;
+	return h->type == VIRTIO_BLK_T_OUT ? e->out_len - BLK_HDR_BYTES : 0;
 }
 
 /* Charge one request to the limiter. false: throttled; the chain is held in
  * b->elem and the timer is armed for when it may pass. */
-static bool blk_admit(struct blk_dev *b, const struct virtq_elem *e)
+static bool blk_admit(struct blk_dev *b, const struct virtq_elem *e, const struct blk_hdr *h)
 {
-	uint64_t bytes = blk_cost_bytes(e), now = b->now_ns(), wait = 0;
+	uint64_t bytes = blk_cost_bytes(e, h), now = b->now_ns(), wait = 0;
 	bool ok;
 
 	pthread_mutex_lock(&b->limit_lock);
@@ -502,10 +519,11 @@ static void blk_process(struct blk_dev *b)
 					continue;
 				break;
 			}
+			blk_read_hdr(&b->elem, &b->hdr);
 		}
-		if (!blk_admit(b, &b->elem))
+		if (!blk_admit(b, &b->elem, &b->hdr))
 			break;
-		if (!blk_handle(b, &b->elem))
+		if (!blk_handle(b, &b->elem, &b->hdr))
 			break;
 	}
 	b->be->ops->kick(b->be);

@@ -80,6 +80,10 @@ struct net_dev {
 	/* A tx chain whose write found the tap full waits here for EPOLLOUT. */
 	bool tx_held;
 	struct virtq_elem tx_elem;
+	/* tx_elem's virtio-net header, copied once when it is popped: a chain
+	 * the tap refused (EAGAIN) is sent again from this copy, not from a
+	 * second read of guest memory. */
+	struct net_hdr tx_hdr;
 	struct iovec tx_iov[VIRTQ_MAX_SEGS + 1];
 	uint8_t *tx_buf;
 
@@ -223,9 +227,9 @@ static int net_tx_check(struct net_dev *n, const struct net_hdr *in, uint64_t fr
 }
 
 /* Send one chain. 1: done with it (sent or dropped); 0: tap full, keep it. */
-static int net_tx_one(struct net_dev *n, const struct virtq_elem *e)
+static int net_tx_one(struct net_dev *n, const struct virtq_elem *e, const struct net_hdr *in)
 {
-	struct net_hdr in, hdr;
+	struct net_hdr hdr;
 	const char *why = NULL;
 	struct iovec *iov = n->tx_iov;
 	unsigned niov = 0;
@@ -238,8 +242,7 @@ static int net_tx_one(struct net_dev *n, const struct virtq_elem *e)
 		return 1;
 	}
 	frame_len = e->out_len - NET_HDR_LEN;
-	virtq_iov_to_buf(e->iov, e->out_num, 0, &in, sizeof(in));
-	if (net_tx_check(n, &in, frame_len, &hdr, &why)) {
+	if (net_tx_check(n, in, frame_len, &hdr, &why)) {
 		net_frame_error(n, true, why);
 		return 1;
 	}
@@ -318,6 +321,10 @@ static void net_tx_process(struct net_dev *n)
 				break;
 			n->tx_held = true;
 			n->tx_paid = false;
+			n->tx_hdr = (struct net_hdr){ 0 };
+			if (n->tx_elem.out_len >= NET_HDR_LEN)
+				virtq_iov_to_buf(n->tx_elem.iov, n->tx_elem.out_num, 0, &n->tx_hdr,
+						 sizeof(n->tx_hdr));
 		}
 		if (!n->tx_paid) {
 			const struct virtq_elem *e = &n->tx_elem;
@@ -326,7 +333,7 @@ static void net_tx_process(struct net_dev *n)
 				break; /* the timer brings us back */
 			n->tx_paid = true;
 		}
-		if (!net_tx_one(n, &n->tx_elem))
+		if (!net_tx_one(n, &n->tx_elem, &n->tx_hdr))
 			break; /* EPOLLOUT brings us back */
 		n->tx_held = false;
 		net_push(n, TXQ, n->tx_elem.head, 0);
