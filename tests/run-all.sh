@@ -1,10 +1,11 @@
 #!/bin/bash
 # The test command (README, .ci/run): builds wafer twice -- a normal build and
-# an ASan+UBSan build -- runs the unit and host integration suites in both on
-# this host, then the 'kvm' suite (every case that boots a guest, and the Linux
-# lanes) of both builds on real KVM through tests/kvmvm/run.sh: directly on a
-# hardware KVM, otherwise inside the nested-KVM test VM. A KVM case that skips
-# there counts as failed. Ends with the KVM summary and "N passed, N failed".
+# an ASan+UBSan build -- and runs the unit and host integration suites of both
+# on this host while, beside them, the 'kvm' suite (every case that boots a
+# guest, and the Linux lanes) of both builds runs on real KVM through
+# tests/kvmvm/run.sh: directly on a hardware KVM, otherwise inside the
+# nested-KVM test VM. A KVM case that skips there counts as failed. Ends with
+# the KVM summary and "N passed, N failed".
 # Usage: tests/run-all.sh [--quick]   (--quick: normal build only, no fuzzing)
 # Environment: WAFER_KVMVM_* (tests/kvmvm/run.sh), WAFER_SKIP_KVM=1 leaves the
 # KVM lane out (by hand only: the summary then says so and the run fails).

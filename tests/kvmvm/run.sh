@@ -98,7 +98,7 @@ kdir=$WAFER_CACHE/kernel-amd64
 vmdir=$WAFER_CACHE/kvmvm
 modules="kvm_amd 9p 9pnet_virtio virtio_pci virtio_rng tun veth"
 image_prepare() {
-	local key stamp overlay
+	local key overlay tmp
 	WAFER_KERNEL_PKG=linux-image-amd64 "$src/guest/fetch-kernel.sh" "$kdir" >/dev/null ||
 		die "cannot fetch Debian's generic kernel (linux-image-amd64) into $kdir"
 	# The image depends on the kernel, the module list, /init and the builder.
@@ -109,12 +109,15 @@ image_prepare() {
 	mkdir -p "$vmdir" || die "cannot create $vmdir"
 	overlay=$(mktemp -d "${TMPDIR:-/tmp}/kvmvm-overlay.XXXXXX")
 	install -m 755 "$src/tests/kvmvm/init" "$overlay/init"
-	"$src/guest/build-initramfs.sh" "$kdir" "$initrd.tmp" --modules "$modules" --overlay "$overlay" >&2
+	# A temporary name of this run's own: two runs may build at once.
+	tmp=$initrd.tmp.$$
+	"$src/guest/build-initramfs.sh" "$kdir" "$tmp" --modules "$modules" --overlay "$overlay" >&2
 	local rc=$?
 	rm -rf "$overlay"
-	[ $rc -eq 0 ] || die "building the KVM test VM's initramfs failed"
-	rm -f "$vmdir"/initramfs-*.cpio.gz
-	mv "$initrd.tmp" "$initrd"
+	[ $rc -eq 0 ] || { rm -f "$tmp"; die "building the KVM test VM's initramfs failed"; }
+	mv "$tmp" "$initrd"
+	# Images of an older init or module list are not used again.
+	find "$vmdir" -maxdepth 1 -name 'initramfs-*.cpio.gz' ! -name "${initrd##*/}" -delete
 }
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found; install qemu-system-x86"
 image_prepare
