@@ -119,6 +119,8 @@ if [ -n "$lane_pid" ]; then
 			fail=$((fail + 1)); failed+=("$dir kvm: the KVM test VM failed (see its log above)")
 		else
 			tally "$dir/meson-logs/kvmlog.json" "$dir kvm"
+			# meson shows only failures' output: the Linux lanes' verdicts.
+			grep -h '^linux: PASS' "$dir/meson-logs/kvmlog.txt" 2>/dev/null | sed "s/^/$dir: /"
 		fi
 	done
 fi
